@@ -1,0 +1,784 @@
+/*
+ * apixo.h: the C interface of libapixo, a client for the APIXO image-generation
+ * task API (Seedream 5.0 and other models).
+ *
+ * This header is the specification. Each declaration says what it returns, who
+ * owns the result, how long a borrowed pointer stays valid, what a NULL argument
+ * does, on which thread a callback runs, and which error codes it can produce.
+ *
+ * OVERVIEW
+ *
+ *   An apixo_client talks to one APIXO account. It owns two threads:
+ *
+ *     - the ENGINE thread drives every HTTP transfer of the client (submits,
+ *       status polls, retries) through one event loop; no thread per request,
+ *       no busy loop, zero CPU when idle;
+ *     - the DISPATCHER thread runs the caller's task callbacks
+ *       (apixo_task_callback), one at a time, so slow host code never stalls
+ *       I/O.
+ *
+ *   Every function in this header is safe to call from any thread, at any time,
+ *   except where a comment says otherwise (apixo_client_free and apixo_drain
+ *   from inside a callback).
+ *
+ *   Every request of a client passes one limiter (requests per minute and
+ *   concurrent tasks, the account's limits). Submissions past the concurrency
+ *   cap wait in a local queue instead of drawing HTTP 429. Polls are scheduled,
+ *   not looped. A submit (POST) is retried only when the server certainly did
+ *   not take it; a submit whose answer was lost is reported as
+ *   APIXO_ERR_INDETERMINATE and never resubmitted automatically.
+ *
+ *   The API key never appears in a log line, error message or JSON dump.
+ *
+ * CONVENTIONS
+ *
+ *   - Every fallible function returns an apixo_code; results are written
+ *     through out-parameters, which come last. On failure the out-parameters
+ *     are left untouched unless the comment says otherwise.
+ *   - A NULL handle or NULL required pointer argument yields
+ *     APIXO_ERR_INVALID_ARGUMENT, and apixo_last_error() names the argument.
+ *   - Every object the library hands over has exactly one free function.
+ *     Strings handed over (char *, char **) are freed with apixo_free. Every
+ *     _free function accepts NULL and then does nothing.
+ *   - A borrowed "const char *" returned by an accessor stays valid as long as
+ *     the object it came from; a "const char *" argument is only read during
+ *     the call (the library copies what it keeps).
+ *   - apixo_last_error() is thread-local: it describes the last failed call on
+ *     the calling thread. Successful calls do not clear it.
+ *   - Durations are milliseconds; times are Unix milliseconds.
+ *
+ * MINIMAL USAGE
+ *
+ *   apixo_options *opts = apixo_options_new();
+ *   apixo_options_set_api_key(opts, "sk-...");        // or env APIXO_API_KEY
+ *   apixo_client *client = NULL;
+ *   if (apixo_client_new(opts, &client) != APIXO_OK) {
+ *     fprintf(stderr, "apixo: %s\n", apixo_last_error());
+ *     return 1;
+ *   }
+ *   apixo_options_free(opts);                          // the client copied it
+ *
+ *   apixo_request *req = apixo_request_new("seedream-5-0");
+ *   apixo_request_set_prompt(req, "a cozy cyberpunk cafe");
+ *   apixo_request_set_max_images(req, 2);
+ *   apixo_request_set_resolution(req, "2K");
+ *
+ *   apixo_task *task = NULL;
+ *   apixo_code rc = apixo_generate(client, req, 120000, &task);
+ *   if (rc == APIXO_OK) {
+ *     for (size_t i = 0; i < apixo_task_result_count(task); i++)
+ *       printf("%s\n", apixo_task_result_url(task, i));
+ *   } else if (rc == APIXO_ERR_TASK_FAILED) {
+ *     printf("failed: %s\n", apixo_task_fail_code(task));
+ *   } else {
+ *     printf("%s: %s\n", apixo_code_name(rc), apixo_last_error());
+ *   }
+ *   apixo_task_free(task);
+ *   apixo_request_free(req);
+ *   apixo_client_free(client);
+ */
+#ifndef APIXO_H
+#define APIXO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* =========================================================================
+ * Version and errors
+ * ========================================================================= */
+
+#define APIXO_VERSION_MAJOR 0
+#define APIXO_VERSION_MINOR 1
+#define APIXO_VERSION_PATCH 0
+#define APIXO_VERSION_STRING "0.1.0"
+
+/*
+ * The version of the library actually loaded, "MAJOR.MINOR.PATCH" (equal to
+ * APIXO_VERSION_STRING of the header it was built with). Static string: never
+ * freed, never NULL.
+ */
+const char *apixo_version(void);
+
+/*
+ * Result codes. The values are part of the ABI: never renumbered or reused;
+ * new codes are only appended.
+ */
+typedef enum apixo_code {
+  APIXO_OK = 0,
+  APIXO_ERR_INVALID_ARGUMENT = 1,  /* rejected locally; nothing was sent */
+  APIXO_ERR_BAD_REQUEST = 2,       /* 400 */
+  APIXO_ERR_UNAUTHORIZED = 3,      /* 401 */
+  APIXO_ERR_PAYMENT_REQUIRED = 4,  /* 402 */
+  APIXO_ERR_FORBIDDEN = 5,         /* 403 */
+  APIXO_ERR_NOT_FOUND = 6,         /* 404, or a task this client does not know */
+  APIXO_ERR_RATE_LIMITED = 7,      /* 429 after the retry budget */
+  APIXO_ERR_SERVER = 8,            /* 5xx after the retry budget */
+  APIXO_ERR_NETWORK = 9,           /* DNS, connect, TLS, reset */
+  APIXO_ERR_TIMEOUT = 10,
+  APIXO_ERR_PROTOCOL = 11,         /* an answer that is not the documented shape */
+  APIXO_ERR_TASK_FAILED = 12,      /* the task ended in state failed: see its fail code */
+  APIXO_ERR_CANCELLED = 13,
+  APIXO_ERR_CLOSED = 14,           /* the client is shutting down */
+  APIXO_ERR_IO = 15,               /* local file error */
+  APIXO_ERR_NO_MEMORY = 16,
+  APIXO_ERR_INDETERMINATE = 17     /* a submit was sent but its answer was lost: the task may
+                                      exist; it is not resubmitted automatically */
+} apixo_code;
+
+/*
+ * The name of a code, e.g. "APIXO_ERR_TIMEOUT" for APIXO_ERR_TIMEOUT and
+ * "APIXO_OK" for APIXO_OK. Static string, never NULL; "APIXO_ERR_UNKNOWN" for a
+ * value outside the enum.
+ */
+const char *apixo_code_name(apixo_code code);
+
+/*
+ * A one-line, human-readable description of the last failed call on the
+ * calling thread (thread-local), e.g. "max_images: must be 1 to 10". Never
+ * NULL; "" if no call on this thread has failed yet. Successful calls do not
+ * clear it, so read it right after the failing call. The pointer is borrowed:
+ * valid until the next apixo_* call on the same thread; copy it to keep it.
+ * Never contains the API key.
+ */
+const char *apixo_last_error(void);
+
+/*
+ * Frees a string (or other single buffer) handed over by the library: the
+ * outputs of apixo_request_to_json and apixo_submit. NULL does nothing. Do not
+ * pass borrowed pointers (accessor results) or arrays from
+ * apixo_download_results (use apixo_free_paths).
+ */
+void apixo_free(void *ptr);
+
+/* =========================================================================
+ * Options
+ *
+ * An apixo_options collects the settings of a client before it is created.
+ * apixo_client_new copies it: the options object may be freed (or reused for
+ * another client) right after. An options object is not meant to be modified
+ * from two threads at once.
+ * ========================================================================= */
+
+typedef struct apixo_options apixo_options;
+
+/*
+ * A new options object with every default:
+ *   api key            env APIXO_API_KEY, else none (apixo_client_new then fails)
+ *   base URL           env APIXO_BASE_URL, else "https://api.apixo.ai/api/v1"
+ *   timeout            30000 ms per HTTP request
+ *   max retries        3
+ *   limits             60 requests/minute, 10 concurrent tasks
+ *   time scale         1.0
+ *   CA file            the system's trust store
+ *   logger             none
+ *   journal            none
+ *   max download bytes 64 MiB
+ * The environment is read by apixo_client_new, not here. Owned: free with
+ * apixo_options_free. NULL only when memory is exhausted.
+ */
+apixo_options *apixo_options_new(void);
+
+/* Frees an options object. NULL does nothing. */
+void apixo_options_free(apixo_options *opts);
+
+/*
+ * The API key sent as "Authorization: Bearer <key>". Copied. A NULL key unsets
+ * it (the client then falls back to env APIXO_API_KEY). An empty key is
+ * APIXO_ERR_INVALID_ARGUMENT. The key never appears in logs or messages.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, key empty).
+ */
+apixo_code apixo_options_set_api_key(apixo_options *opts, const char *key);
+
+/*
+ * The base URL, up to and including the version segment, e.g.
+ * "https://api.apixo.ai/api/v1" or "http://127.0.0.1:8080/api/v1"; a trailing
+ * "/" is ignored. Copied. NULL unsets it (env APIXO_BASE_URL, else the
+ * default).
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL; not an http:// or https:// URL).
+ */
+apixo_code apixo_options_set_base_url(apixo_options *opts, const char *url);
+
+/*
+ * The timeout of each single HTTP request (connect to last byte), in
+ * milliseconds. Default 30000. Overall deadlines are the timeout_ms arguments
+ * of the blocking calls.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, ms <= 0).
+ */
+apixo_code apixo_options_set_timeout_ms(apixo_options *opts, long ms);
+
+/*
+ * How many times a request is retried after a retryable failure (network
+ * error, 429, 5xx) with backoff (honouring Retry-After). Default 3; 0 = never
+ * retry. Applies to GETs (status, downloads) and to submit POSTs only when the
+ * server certainly did not accept them (connect failure, 429, 503 answered
+ * before processing). A submit whose body may have been accepted is never
+ * retried: it fails with APIXO_ERR_INDETERMINATE.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, n < 0).
+ */
+apixo_code apixo_options_set_max_retries(apixo_options *opts, int n);
+
+/*
+ * The account's budget: at most requests_per_minute HTTP requests to the API
+ * in any 60 s window (scaled by the time scale) and at most
+ * max_concurrent_tasks tasks in flight (submitted, not yet terminal). Defaults
+ * 60 and 10; 0 turns that limit off. Submissions past the concurrency cap wait
+ * in a local queue; polls are spaced to fit the request budget.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, a negative value).
+ */
+apixo_code apixo_options_set_limits(apixo_options *opts, int requests_per_minute,
+                                    int max_concurrent_tasks);
+
+/*
+ * Multiplies every built-in time assumption (the 60 s rate window, the
+ * expected generation time before the first poll, poll spacing, backoff);
+ * 1.0 in production, e.g. 0.01 against a simulator started with
+ * --time-scale 0.01. Does not scale the timeout_ms arguments nor the HTTP
+ * timeout. Default 1.0.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, scale <= 0 or not finite).
+ */
+apixo_code apixo_options_set_time_scale(apixo_options *opts, double scale);
+
+/*
+ * A PEM bundle of CA certificates used to verify TLS peers instead of the
+ * system's trust store. Copied; the file is read when connections are made.
+ * NULL restores the system default.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, path empty).
+ */
+apixo_code apixo_options_set_ca_file(apixo_options *opts, const char *path);
+
+/* Log levels of apixo_log_fn. */
+#define APIXO_LOG_DEBUG 0
+#define APIXO_LOG_INFO 1
+#define APIXO_LOG_WARN 2
+#define APIXO_LOG_ERROR 3
+
+/*
+ * A log sink. Called from library threads (the engine thread, the dispatcher
+ * thread or the thread of the caller of a blocking function), possibly from
+ * several at once, with messages of level >= min_level. `message` is one line,
+ * never contains the API key, and is borrowed for the duration of the call.
+ * The function must not call apixo_client_free.
+ */
+typedef void (*apixo_log_fn)(int level, const char *message, void *user_data);
+
+/*
+ * Installs a logger: fn(level, message, user_data) for each message whose level
+ * is >= min_level (APIXO_LOG_DEBUG .. APIXO_LOG_ERROR). fn NULL removes the
+ * logger. fn and user_data must stay valid until the client created from these
+ * options has been freed.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, min_level outside 0..3).
+ */
+apixo_code apixo_options_set_logger(apixo_options *opts, apixo_log_fn fn, int min_level,
+                                    void *user_data);
+
+/*
+ * The largest file apixo_download / apixo_download_results will write, in
+ * bytes. Default 64 MiB (67108864). A download that exceeds it is aborted, its
+ * temporary file removed, with APIXO_ERR_PROTOCOL.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, max_bytes <= 0).
+ */
+apixo_code apixo_options_set_max_download_bytes(apixo_options *opts, int64_t max_bytes);
+
+/* =========================================================================
+ * Client
+ * ========================================================================= */
+
+typedef struct apixo_client apixo_client;
+
+/*
+ * Creates a client from opts (NULL: all defaults) and starts its engine and
+ * dispatcher threads. The options are copied: opts may be freed right after.
+ * With a journal (apixo_options_set_journal) the journal is opened, locked and
+ * read here; its unfinished tasks are only re-tracked by apixo_resume.
+ * On success *out is an owned client, freed with apixo_client_free; on failure
+ * *out is set to NULL.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (out NULL; no API key in the options nor
+ * in env APIXO_API_KEY; an invalid APIXO_BASE_URL), APIXO_ERR_IO (the journal
+ * cannot be opened, read or is locked by another client, in this or another
+ * process), APIXO_ERR_NO_MEMORY.
+ */
+apixo_code apixo_client_new(const apixo_options *opts, apixo_client **out);
+
+/*
+ * Shuts the client down and frees it. Cancels nothing on the server. Every
+ * callback still pending fires with APIXO_ERR_CLOSED (task = the last snapshot
+ * seen, or NULL) before this function returns; blocking calls running on other
+ * threads return APIXO_ERR_CLOSED; then the library threads are joined. Calls
+ * that start after this one began return APIXO_ERR_CLOSED; the handle must not
+ * be used once it has returned. NULL does nothing.
+ * Must not be called from inside a callback or logger of this client (it
+ * would wait for itself).
+ */
+void apixo_client_free(apixo_client *client);
+
+/* =========================================================================
+ * Requests
+ *
+ * A request is a local description of one task: model, input fields and
+ * delivery. Building one sends nothing. For the models whose rules the library
+ * knows ("seedream-5-0", "seedream-4-5") every setter validates its value at
+ * once: an invalid value returns APIXO_ERR_INVALID_ARGUMENT, apixo_last_error()
+ * names the field and the allowed values, and the request is unchanged. For any
+ * other model only structural checks apply (non-empty strings, JSON that
+ * parses); the server judges the rest.
+ *
+ * A request is not modified by the calls that use it (submit, generate,
+ * to_json), so one request may be submitted many times and from several
+ * threads at once; setters must not race with other use of the same request.
+ * ========================================================================= */
+
+typedef struct apixo_request apixo_request;
+
+/*
+ * A new request for `model` (a model ID, e.g. "seedream-5-0", "seedream-4-5",
+ * "flux-2"); NULL means "seedream-5-0". The model is copied. Defaults: mode
+ * "text-to-image" for seedream models, request_type "async", provider unset
+ * (the server's "auto"). Owned: free with apixo_request_free. NULL when memory
+ * is exhausted or the model ID is empty or contains characters that cannot be
+ * a path segment (then apixo_last_error() says why).
+ */
+apixo_request *apixo_request_new(const char *model);
+
+/* Frees a request. NULL does nothing. */
+void apixo_request_free(apixo_request *req);
+
+/*
+ * input.prompt. Seedream: 1 to 5000 characters.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req or prompt NULL, empty, too long).
+ */
+apixo_code apixo_request_set_prompt(apixo_request *req, const char *prompt);
+
+/*
+ * input.mode. Seedream: "text-to-image" or "image-to-image".
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req or mode NULL, other value).
+ */
+apixo_code apixo_request_set_mode(apixo_request *req, const char *mode);
+
+/*
+ * Appends one URL to input.image_urls. Seedream: an http:// or https:// URL,
+ * at most 14 in all.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req or url NULL, empty, not http(s), a
+ * 15th URL).
+ */
+apixo_code apixo_request_add_image_url(apixo_request *req, const char *url);
+
+/*
+ * input.max_images: how many images to generate (billed per image actually
+ * generated). Seedream: 1 to 10; required by apixo_request_validate.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req NULL, n out of range).
+ */
+apixo_code apixo_request_set_max_images(apixo_request *req, int n);
+
+/*
+ * input.resolution. Seedream: "2K", "3K", or an explicit size "WxH" (also
+ * "WXH", "W*H"), e.g. "2048x2048".
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req or resolution NULL, other value).
+ */
+apixo_code apixo_request_set_resolution(apixo_request *req, const char *resolution);
+
+/*
+ * input.aspect_ratio. Seedream: "1:1", "2:3", "3:2", "4:3", "3:4", "9:16",
+ * "16:9", "21:9".
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req or ratio NULL, other value).
+ */
+apixo_code apixo_request_set_aspect_ratio(apixo_request *req, const char *ratio);
+
+/*
+ * input.sequential_image_generation. Seedream: "disabled" (independent
+ * images) or "auto" (a coherent series of up to max_images).
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req or mode NULL, other value).
+ */
+apixo_code apixo_request_set_sequential(apixo_request *req, const char *mode);
+
+/*
+ * input.web_search: 0 = false, any other value = true.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req NULL).
+ */
+apixo_code apixo_request_set_web_search(apixo_request *req, int enabled);
+
+/*
+ * input.output_format. Seedream: "jpeg" or "png".
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req or format NULL, other value).
+ */
+apixo_code apixo_request_set_output_format(apixo_request *req, const char *format);
+
+/*
+ * input.prompt_optimize_mode. Seedream: "standard".
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req or mode NULL, other value).
+ */
+apixo_code apixo_request_set_prompt_optimize_mode(apixo_request *req, const char *mode);
+
+/*
+ * The top-level "provider" (routing strategy): "auto", "value" or "official".
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req or provider NULL, other value).
+ */
+apixo_code apixo_request_set_provider(apixo_request *req, const char *provider);
+
+/*
+ * The top-level "callback_url"; request_type becomes "callback", so APIXO
+ * POSTs the final status there (see apixo_webhook_ingest). The client still
+ * tracks the task. NULL removes it (request_type back to "async").
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req NULL; url empty or not http(s)).
+ */
+apixo_code apixo_request_set_callback_url(apixo_request *req, const char *url);
+
+/*
+ * Sets input.<key> to the JSON value `json_value`: any JSON text, e.g. "true",
+ * "7", "\"2K\"", "[\"https://a/b.png\"]", "{\"x\":1}". Replaces that field if
+ * present (including fields the typed setters write; for known models the
+ * value is validated like the typed setter would). For fields this library
+ * has no setter for and for models it does not know.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req, key or json_value NULL; key empty;
+ * json_value not valid JSON; a value a known model rejects).
+ */
+apixo_code apixo_request_set_input_json(apixo_request *req, const char *key,
+                                        const char *json_value);
+
+/*
+ * The caller's own identifier for this task (e.g. an order id). Stored only
+ * locally: in the journal and on the task snapshots of this client
+ * (apixo_task_tag); never sent to the API. Copied. NULL removes it.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req NULL, tag empty).
+ */
+apixo_code apixo_request_set_tag(apixo_request *req, const char *tag);
+
+/*
+ * The cross-field checks, run again by every submit: prompt present; for
+ * seedream models max_images present; image_urls present (1 to 14) for mode
+ * "image-to-image"; callback_url present when request_type is "callback".
+ * APIXO_OK if the request may be sent.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req NULL, a failed check: the message
+ * names the field).
+ */
+apixo_code apixo_request_validate(const apixo_request *req);
+
+/*
+ * The exact JSON body a submit of this request would POST (without the tag,
+ * which is never sent). Does not run apixo_request_validate. On success
+ * *json_out is an owned NUL-terminated string, freed with apixo_free.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (req or json_out NULL),
+ * APIXO_ERR_NO_MEMORY.
+ */
+apixo_code apixo_request_to_json(const apixo_request *req, char **json_out);
+
+/*
+ * A deep copy of req (model, input, delivery, tag). Owned: free with
+ * apixo_request_free. NULL when req is NULL or memory is exhausted.
+ */
+apixo_request *apixo_request_copy(const apixo_request *req);
+
+/* =========================================================================
+ * Tasks
+ *
+ * An apixo_task is an immutable snapshot of one task's status, as last seen
+ * by the client. Snapshots handed over through out-parameters are owned by the
+ * caller and freed with apixo_task_free; the snapshot passed to a callback is
+ * borrowed for the duration of the call (apixo_task_copy to keep it). A
+ * snapshot can be read from any thread. Every string an accessor returns is
+ * borrowed from the snapshot and valid until it is freed.
+ *
+ * Accessors given a NULL task return NULL / 0 / APIXO_STATE_PENDING and set
+ * nothing.
+ * ========================================================================= */
+
+typedef enum apixo_state {
+  APIXO_STATE_PENDING = 0,
+  APIXO_STATE_PROCESSING = 1,
+  APIXO_STATE_SUCCESS = 2,
+  APIXO_STATE_FAILED = 3
+} apixo_state;
+
+/*
+ * "pending", "processing", "success", "failed"; "unknown" for a value out of
+ * range. Static string, never NULL.
+ */
+const char *apixo_state_name(apixo_state state);
+
+typedef struct apixo_task apixo_task;
+
+/*
+ * The task id assigned by APIXO (e.g. "task_12345678"). "" (empty, never
+ * NULL for a non-NULL task) when the id is unknown: a journal intent whose
+ * submit answer was lost (see apixo_resume).
+ */
+const char *apixo_task_id(const apixo_task *t);
+
+/* The model ID, or NULL when unknown (e.g. a webhook for a task this client
+ * does not track). */
+const char *apixo_task_model(const apixo_task *t);
+
+/* The state. Only APIXO_STATE_SUCCESS and APIXO_STATE_FAILED are terminal. */
+apixo_state apixo_task_state(const apixo_task *t);
+
+/* The number of result URLs (0 unless the state is success). */
+size_t apixo_task_result_count(const apixo_task *t);
+
+/* The result URL at index (0-based), or NULL when index >= result_count. */
+const char *apixo_task_result_url(const apixo_task *t, size_t index);
+
+/* The failCode, e.g. "CONTENT_VIOLATION" (any string, passed through), or
+ * NULL unless the state is failed. */
+const char *apixo_task_fail_code(const apixo_task *t);
+
+/* The failMsg, or NULL unless the state is failed. */
+const char *apixo_task_fail_message(const apixo_task *t);
+
+/* createTime, Unix milliseconds; 0 when unknown. */
+int64_t apixo_task_create_time_ms(const apixo_task *t);
+
+/* completeTime, Unix milliseconds; 0 until terminal. */
+int64_t apixo_task_complete_time_ms(const apixo_task *t);
+
+/* costTime, milliseconds; 0 until terminal. */
+int64_t apixo_task_cost_time_ms(const apixo_task *t);
+
+/*
+ * The status `data` object as received from the API (status answer or
+ * webhook), as JSON text; "{}" when no status was ever received (e.g. an
+ * intent from the journal). Never NULL for a non-NULL task.
+ */
+const char *apixo_task_json(const apixo_task *t);
+
+/*
+ * The caller's tag from apixo_request_set_tag, or NULL when none. Known for
+ * tasks submitted through this client or found in its journal.
+ */
+const char *apixo_task_tag(const apixo_task *t);
+
+/* A copy of t, owned: free with apixo_task_free. NULL when t is NULL or memory
+ * is exhausted. */
+apixo_task *apixo_task_copy(const apixo_task *t);
+
+/* Frees a snapshot. NULL does nothing. Never free a callback's borrowed task. */
+void apixo_task_free(apixo_task *t);
+
+/* =========================================================================
+ * Blocking calls
+ *
+ * These block the calling thread (never the engine) until done; any thread
+ * may call them, several at once. `model` NULL means "seedream-5-0".
+ * Called from inside a callback they work, but stall the other callbacks of
+ * the client until they return.
+ * ========================================================================= */
+
+/*
+ * Validates req (apixo_request_validate) and creates the task (POST
+ * generateTask). Past the concurrency cap it first waits in the local queue,
+ * bounded by the options' HTTP timeout. With a journal, the intent is written
+ * (fsync) before the POST and the task id (fsync) before this returns.
+ * The task is then tracked by the client (it counts toward the concurrency
+ * cap until a wait, status or webhook sees it terminal).
+ * On success *task_id_out is an owned string, freed with apixo_free.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (NULL argument, validation), the HTTP
+ * errors (BAD_REQUEST, UNAUTHORIZED, PAYMENT_REQUIRED, FORBIDDEN, NOT_FOUND
+ * for an unknown model, RATE_LIMITED, SERVER), APIXO_ERR_NETWORK (the server
+ * certainly did not receive it), APIXO_ERR_INDETERMINATE (sent, answer lost:
+ * the task may exist and is NOT resubmitted), APIXO_ERR_TIMEOUT (queued too
+ * long; nothing sent), APIXO_ERR_PROTOCOL, APIXO_ERR_IO (journal write),
+ * APIXO_ERR_CLOSED.
+ */
+apixo_code apixo_submit(apixo_client *c, const apixo_request *req, char **task_id_out);
+
+/*
+ * One status query (GET statusTask) for task_id of `model` (NULL:
+ * "seedream-5-0"). On success *out is an owned snapshot (any state).
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c, task_id or out NULL; task_id empty),
+ * APIXO_ERR_NOT_FOUND (404), the other HTTP errors, APIXO_ERR_NETWORK,
+ * APIXO_ERR_TIMEOUT, APIXO_ERR_PROTOCOL, APIXO_ERR_CLOSED.
+ */
+apixo_code apixo_get_status(apixo_client *c, const char *model, const char *task_id,
+                            apixo_task **out);
+
+/*
+ * Waits until task_id reaches a terminal state, polling on the client's
+ * schedule (also completed by a webhook handed to apixo_webhook_ingest).
+ * timeout_ms < 0: no deadline; 0: one status check, then APIXO_ERR_TIMEOUT if
+ * not terminal; > 0: overall deadline.
+ * Returns APIXO_OK with *out = the success snapshot; APIXO_ERR_TASK_FAILED
+ * with *out = the failed snapshot (see apixo_task_fail_code);
+ * APIXO_ERR_TIMEOUT with *out = the last snapshot seen or NULL. *out is
+ * owned (apixo_task_free) whenever non-NULL. On other errors *out is NULL.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c, task_id or out NULL),
+ * APIXO_ERR_NOT_FOUND, the HTTP errors after the retry budget,
+ * APIXO_ERR_NETWORK, APIXO_ERR_PROTOCOL, APIXO_ERR_CLOSED.
+ */
+apixo_code apixo_wait(apixo_client *c, const char *model, const char *task_id,
+                      long timeout_ms, apixo_task **out);
+
+/*
+ * apixo_submit followed by apixo_wait with one overall deadline (timeout_ms as
+ * for apixo_wait, covering the queue, the submit and the wait). Returns and
+ * sets *out as apixo_wait does; on a submit error, that error with *out NULL.
+ */
+apixo_code apixo_generate(apixo_client *c, const apixo_request *req, long timeout_ms,
+                          apixo_task **out);
+
+/* =========================================================================
+ * Callbacks (the event-driven path)
+ * ========================================================================= */
+
+/*
+ * Called exactly once per tracked task, on the client's dispatcher thread,
+ * one callback at a time. `task` is borrowed for the duration of the call
+ * (apixo_task_copy to keep it), NULL when no status exists (e.g. the submit
+ * itself failed). `code` is:
+ *   APIXO_OK                  the task succeeded
+ *   APIXO_ERR_TASK_FAILED     the task failed (see apixo_task_fail_code)
+ *   APIXO_ERR_CANCELLED       apixo_cancel stopped tracking it
+ *   APIXO_ERR_CLOSED          the client was freed first (task = last snapshot or NULL)
+ *   or the error that ended tracking, e.g. APIXO_ERR_UNAUTHORIZED,
+ *   APIXO_ERR_NOT_FOUND, APIXO_ERR_RATE_LIMITED, APIXO_ERR_NETWORK,
+ *   APIXO_ERR_INDETERMINATE (see apixo_resume).
+ * A callback may call the non-blocking functions of its client
+ * (apixo_submit_async, apixo_watch, apixo_cancel, task accessors). Blocking
+ * calls work but stall other callbacks. apixo_client_free and apixo_drain must
+ * not be called from a callback (apixo_drain returns
+ * APIXO_ERR_INVALID_ARGUMENT there).
+ */
+typedef void (*apixo_task_callback)(apixo_code code, const apixo_task *task, void *user_data);
+
+/*
+ * Validates req and queues its submission; returns at once. The submit and
+ * the tracking happen on the engine thread; cb(code, task, user_data) fires
+ * exactly once when the task is terminal or tracking ends (a submit error
+ * fires it with task NULL). With a journal, the intent is written before the
+ * POST and the task id before tracking continues.
+ * Errors (cb will then NOT fire): APIXO_ERR_INVALID_ARGUMENT (c, req or cb
+ * NULL; validation), APIXO_ERR_CLOSED (the client is closing),
+ * APIXO_ERR_IO (journal write), APIXO_ERR_NO_MEMORY.
+ */
+apixo_code apixo_submit_async(apixo_client *c, const apixo_request *req,
+                              apixo_task_callback cb, void *user_data);
+
+/*
+ * Starts tracking an existing task (e.g. one submitted by another process);
+ * returns at once; cb fires exactly once, as for apixo_submit_async.
+ * Errors (cb will then NOT fire): APIXO_ERR_INVALID_ARGUMENT (c, task_id or
+ * cb NULL; task_id empty), APIXO_ERR_CLOSED.
+ */
+apixo_code apixo_watch(apixo_client *c, const char *model, const char *task_id,
+                       apixo_task_callback cb, void *user_data);
+
+/*
+ * Stops tracking task_id: its callback fires with APIXO_ERR_CANCELLED (task =
+ * the last snapshot or NULL). Nothing is cancelled on the server (the API has
+ * no cancel): the task still runs and is billed. Blocking waits on it are not
+ * affected.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c or task_id NULL), APIXO_ERR_NOT_FOUND
+ * (no pending callback for that id), APIXO_ERR_CLOSED.
+ */
+apixo_code apixo_cancel(apixo_client *c, const char *task_id);
+
+/*
+ * Blocks until every callback registered before this call has fired.
+ * timeout_ms < 0: no deadline; otherwise APIXO_ERR_TIMEOUT once it elapses.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c NULL; called from a callback of this
+ * client), APIXO_ERR_TIMEOUT, APIXO_ERR_CLOSED.
+ */
+apixo_code apixo_drain(apixo_client *c, long timeout_ms);
+
+/* =========================================================================
+ * Webhooks
+ * ========================================================================= */
+
+/*
+ * Hands the raw body of a POST received at a callback_url to the client.
+ * Accepts the delivery envelope {"code":..,"message":..,"data":{status}} and a
+ * bare status object. Thread-safe: call it from any HTTP server thread, then
+ * answer 200.
+ *   - A terminal state for a tracked task completes it once: its callback
+ *     fires and blocking waits return. APIXO_OK.
+ *   - A repeat of an already-completed delivery: APIXO_OK, nothing fires.
+ *   - A non-terminal state updates the snapshot but completes nothing: APIXO_OK.
+ *   - A task id this client does not know: APIXO_ERR_NOT_FOUND (*out is still
+ *     set when out is non-NULL; its model is NULL).
+ * out may be NULL; otherwise *out is an owned snapshot of the delivered
+ * status (apixo_task_free).
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c or body NULL), APIXO_ERR_PROTOCOL (a
+ * body that is not a status: not JSON, no taskId or state), APIXO_ERR_NOT_FOUND,
+ * APIXO_ERR_CLOSED.
+ */
+apixo_code apixo_webhook_ingest(apixo_client *c, const char *body, size_t len,
+                                apixo_task **out);
+
+/* =========================================================================
+ * Journal: tasks survive a crash of the host
+ *
+ * With a journal the client appends to a file, fsync'd at the points that
+ * matter: an intent record (request and tag) before each submit POST; the
+ * task id as soon as it is known, before apixo_submit returns or the async
+ * path moves on; terminal states; and each callback delivery. After a crash,
+ * a new client on the same file and apixo_resume finish the job: every
+ * submitted task is tracked to its end and its callback fires exactly once
+ * across runs; nothing is submitted twice.
+ * ========================================================================= */
+
+/*
+ * The journal file (created if missing, append-only). Copied. NULL: no
+ * journal. Only one client at a time may use a journal file (apixo_client_new
+ * takes an exclusive lock and fails with APIXO_ERR_IO otherwise).
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, path empty).
+ */
+apixo_code apixo_options_set_journal(apixo_options *opts, const char *path);
+
+/*
+ * Re-tracks every task of the journal whose callback has not been delivered
+ * and fires cb exactly once for each (on the dispatcher thread):
+ *   - a task with an id is polled until terminal (OK / TASK_FAILED / error);
+ *   - an intent with no id (the host crashed between sending the submit and
+ *     recording its answer) fires with APIXO_ERR_INDETERMINATE and a snapshot
+ *     whose id is "" and whose tag is the caller's tag. It is NEVER
+ *     resubmitted: the task may exist and be billed. The host decides, by the
+ *     tag, from its own records: resubmit only if it accepts the risk of
+ *     paying twice, or check the provider's dashboard first.
+ * A delivery is recorded once the callback returns; a crash during a callback
+ * means it fires again on the next resume. Returns at once; apixo_drain waits
+ * for the callbacks. Without a journal there is nothing to resume: APIXO_OK.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c or cb NULL), APIXO_ERR_CLOSED,
+ * APIXO_ERR_IO.
+ */
+apixo_code apixo_resume(apixo_client *c, apixo_task_callback cb, void *user_data);
+
+/* =========================================================================
+ * Downloads
+ *
+ * Blocking, safe from any thread. Only http:// and https:// URLs. A file is
+ * streamed to "<path>.part-XXXX" beside its destination and renamed into
+ * place once complete, so a destination never holds a partial file; on error
+ * the temporary file is removed. At most max_download_bytes (options) per file.
+ * ========================================================================= */
+
+/*
+ * Downloads url to path (overwriting it).
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (an argument NULL; url not http(s)),
+ * APIXO_ERR_NOT_FOUND (HTTP 404), the other HTTP errors, APIXO_ERR_NETWORK,
+ * APIXO_ERR_TIMEOUT, APIXO_ERR_PROTOCOL (larger than max_download_bytes),
+ * APIXO_ERR_IO (local file error), APIXO_ERR_CLOSED.
+ */
+apixo_code apixo_download(apixo_client *c, const char *url, const char *path);
+
+/*
+ * Downloads every result of t into dir (created if missing), naming the files
+ * "<taskId>-<n>.<ext>" with n from 1 and ext from the URL path or else the
+ * Content-Type ("jpeg" becomes "jpg"). On success *paths_out is an owned array
+ * of *count_out owned paths, freed with apixo_free_paths. On failure files
+ * already written are kept and the out-parameters are untouched.
+ * Errors: as apixo_download; APIXO_ERR_INVALID_ARGUMENT also for a NULL
+ * argument or a task whose state is not success.
+ */
+apixo_code apixo_download_results(apixo_client *c, const apixo_task *t, const char *dir,
+                                  char ***paths_out, size_t *count_out);
+
+/* Frees an array from apixo_download_results and every string in it. NULL
+ * does nothing. */
+void apixo_free_paths(char **paths, size_t count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* APIXO_H */
