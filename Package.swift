@@ -1,0 +1,32 @@
+// swift-tools-version:5.9
+// apixo: a Swift core (module Apixo, no Foundation) over libcurl and jansson, exported to C as
+// libapixo.so (target ApixoC, @_cdecl), plus the `apixo` command-line tool.
+import PackageDescription
+
+let package = Package(
+    name: "apixo",
+    products: [
+        // libapixo.so: the C ABI. `make` links it with -static-stdlib and a version script.
+        .library(name: "apixo", type: .dynamic, targets: ["ApixoC"]),
+        // The Swift API, for Swift hosts.
+        .library(name: "Apixo", targets: ["Apixo"]),
+        // Installed as `apixo` by `make install`.
+        .executable(name: "apixo-cli", targets: ["ApixoCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CJansson", pkgConfig: "jansson",
+                       providers: [.apt(["libjansson-dev"])]),
+        .target(name: "Apixo", dependencies: ["CCurl", "CJansson"]),
+        .target(name: "ApixoC", dependencies: ["Apixo"]),
+        .executableTarget(name: "ApixoCLI",
+                          dependencies: ["Apixo",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/apixo"),
+        .testTarget(name: "ApixoTests", dependencies: ["Apixo"]),
+    ]
+)

@@ -1,0 +1,75 @@
+extension Client {
+    /// Takes one webhook delivery (the raw POST body): completes the tracked task once.
+    /// - Returns: the snapshot from the delivery (with model and tag when tracked). A repeat of
+    ///   a delivery already taken returns normally and fires nothing.
+    /// - Throws: `.protocol` for a malformed body; `.notFound` (with `task` set) for a task
+    ///   this client does not know.
+    public func ingestWebhook(_ body: [UInt8]) throws -> TaskSnapshot {
+        try checkOpen()
+        let snap = try Client.parseWebhook(body)
+        let w = Waiter<Result<TaskSnapshot, ApixoError>>()
+        engine.post { [self] in
+            if let t = tasks[snap.id] {
+                apply(t, snap)
+                w.fulfill(.success(snap.with(model: t.model, tag: t.tag)))
+            } else if let done = recentDone[snap.id] {
+                w.fulfill(.success(done))
+            } else {
+                w.fulfill(.failure(ApixoError(.notFound, "webhook for task \(snap.id), which this client does not track", task: snap)))
+            }
+        }
+        return try w.wait(until: nil)!.get()
+    }
+
+    static func parseWebhook(_ body: [UInt8]) throws -> TaskSnapshot {
+        guard body.count <= 4 << 20 else { throw ApixoError(.protocol, "webhook body larger than 4 MiB") }
+        let json: JSON
+        do { json = try JSON.parse(body) } catch let e as JSONParseError {
+            throw ApixoError(.protocol, "webhook body is not JSON: \(e.message)")
+        }
+        guard let o = json.objectValue else { throw ApixoError(.protocol, "webhook body is not a JSON object") }
+        // The documented envelope, or a bare status object.
+        let data: JSON
+        if let d = o["data"], d.objectValue != nil, o["taskId"] == nil { data = d } else { data = json }
+        return try TaskSnapshot.parse(data: data, model: nil, tag: nil)
+    }
+
+    /// Re-tracks what the journal knows from earlier runs; `callback` fires once per task.
+    /// Tasks with an id are polled until terminal; a submit that was sent but never answered
+    /// is reported as `.indeterminate` (id "", the caller's tag); a submit never sent is sent now.
+    /// - Returns: how many tasks were taken up.
+    @discardableResult
+    public func resume(callback: @escaping TaskCallback) throws -> Int {
+        try checkOpen()
+        guard let journal else { throw ApixoError(.invalidArgument, "resume needs a journal (apixo_options_set_journal)") }
+        let entries = journal.takeLeftover()
+        for e in entries {
+            callbackRegistered()
+            if let code = e.terminalCode, code != .closed {
+                // The outcome is known; only its delivery was lost.
+                let snap = e.snapshotJSON.flatMap { try? JSON.parse($0) }.flatMap {
+                    try? TaskSnapshot.parse(data: $0, model: e.model, tag: e.tag)
+                } ?? (code == .indeterminate ? TaskSnapshot(id: "", model: e.model, state: .pending, tag: e.tag) : nil)
+                deliver(callback, Outcome(code: code, task: snap, message: e.terminalMessage ?? ""), journalSeq: e.seq)
+            } else if let id = e.taskId {
+                let lid = nextListenerID()
+                engine.post { [self] in
+                    addListener(taskId: id, model: e.model, tag: e.tag, .callback(lid, callback), journalSeq: e.seq)
+                    if let t = tasks[id], t.tag == nil { t.tag = e.tag }
+                }
+            } else if e.sending || e.body == nil {
+                let msg = "a submit was sent before a crash and its answer was lost; the task may exist and was not resubmitted"
+                journal.terminal(seq: e.seq, code: .indeterminate, message: msg, snapshot: nil)
+                deliver(callback, Outcome(code: .indeterminate, task: TaskSnapshot(id: "", model: e.model, state: .pending, tag: e.tag),
+                                          message: msg), journalSeq: e.seq)
+            } else {
+                let body = try JSON.parse(e.body!)
+                let req = try Request.fromBody(model: e.model, body: body, tag: e.tag)
+                let ps = PendingSubmit(request: req, body: Array(e.body!.utf8), callback: (nextListenerID(), callback), onAccepted: nil)
+                ps.journalSeq = e.seq
+                engine.post { [self] in enqueueSubmit(ps) }
+            }
+        }
+        return entries.count
+    }
+}

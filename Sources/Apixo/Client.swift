@@ -1,0 +1,263 @@
+import Glibc
+
+/// What ended a tracked task for one listener.
+public struct Outcome {
+    public let code: ApixoCode
+    public let task: TaskSnapshot?
+    public let message: String
+}
+
+/// A completion callback: code, last snapshot (nil when none exists) and a one-line message
+/// ("" on success). Runs on the client's dispatcher thread.
+public typealias TaskCallback = (ApixoCode, TaskSnapshot?, String) -> Void
+
+/// A client of the APIXO task API: one engine thread drives every request through curl
+/// multi under one budget (requests per minute, concurrent tasks); one dispatcher thread runs
+/// callbacks. Every method is safe to call from any thread.
+public final class Client {
+    let apiKey: String
+    let baseURL: String
+    let options: ClientOptions
+    let logger: Logger
+    let engine: Engine
+    let dispatcher = Dispatcher()
+    let clock: Clock
+    var journal: Journal?
+
+    // Shared state (under `stateLock`).
+    private let stateLock = Mutex()
+    private let stateCond = Condition()
+    private var closing = false
+    private var pendingCallbacks = 0
+
+    // Engine-thread state (see Client+Engine.swift).
+    let limiter: RateLimiter
+    let planner: PollPlanner
+    var submitQueue: [PendingSubmit] = []
+    var getQueue = Heap<Outgoing>(less: { $0.due < $1.due || ($0.due == $1.due && $0.seq < $1.seq) })
+    var outgoingSeq: UInt64 = 0
+    var tasks: [String: TrackedTask] = [:]
+    var recentDone: [String: TaskSnapshot] = [:]
+    var recentOrder: [String] = []
+    var slotsUsed = 0
+    var overdueTasks = 0
+    var pumpTimer: TimerToken?
+    var listenerSeq = 0
+    var shutDown = false
+
+    /// Creates a client and starts its threads.
+    /// - Throws: `.invalidArgument` without an API key or with a bad base URL; `.io` when the
+    ///   journal cannot be opened or is locked by another client.
+    public init(options: ClientOptions = ClientOptions(), clock: Clock = SystemClock()) throws {
+        var opts = options
+        guard let key = opts.apiKey ?? ClientOptions.environment("APIXO_API_KEY") else {
+            throw ApixoError(.invalidArgument, "no API key: set one in the options or APIXO_API_KEY")
+        }
+        try opts.setAPIKey(key)
+        let base = opts.baseURL ?? ClientOptions.environment("APIXO_BASE_URL") ?? ClientOptions.defaultBaseURL
+        try opts.setBaseURL(base)
+        var b = base
+        while b.hasSuffix("/") { b.removeLast() }
+        apiKey = key
+        baseURL = b
+        self.options = opts
+        self.clock = clock
+        logger = Logger(sink: opts.logger, minLevel: opts.logLevel)
+        // A small margin over the documented window absorbs the trip to the server.
+        limiter = RateLimiter(capacity: opts.requestsPerMinute, window: 60 * opts.timeScale * 1.05 + 0.02)
+        planner = PollPlanner(scale: opts.timeScale)
+        engine = try Engine(caFile: opts.caFile, clock: clock)
+        if let path = opts.journalPath {
+            journal = try Journal(path: path)
+        }
+        engine.start()
+        dispatcher.start()
+        logger.log(.debug, "client started: base \(baseURL), \(opts.requestsPerMinute) rpm, \(opts.maxConcurrentTasks) tasks")
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Stops the client: every pending callback fires with `.closed`, blocked calls return
+    /// `.closed`, the threads are joined. Safe to call twice; must not be called from a callback.
+    public func close() {
+        let first = stateLock.with { () -> Bool in
+            if closing { return false }
+            closing = true
+            return true
+        }
+        guard first else { return }
+        engine.post { [self] in shutdownOnEngine() }
+        engine.stop()
+        dispatcher.stop()
+        journal?.close()
+        stateLock.with { stateCond.broadcast() }
+    }
+
+    var isClosing: Bool { stateLock.with { closing } }
+
+    func checkOpen() throws {
+        if isClosing { throw ApixoError(.closed, "the client is closed") }
+    }
+
+    // MARK: callbacks bookkeeping
+
+    func callbackRegistered() {
+        stateLock.with { pendingCallbacks += 1 }
+    }
+
+    func callbackFinished() {
+        stateLock.with {
+            pendingCallbacks -= 1
+            if pendingCallbacks == 0 { stateCond.broadcast() }
+        }
+    }
+
+    /// Runs a user callback on the dispatcher thread, then records its delivery.
+    func deliver(_ cb: @escaping TaskCallback, _ outcome: Outcome, journalSeq: Int64?) {
+        dispatcher.enqueue { [self] in
+            cb(outcome.code, outcome.task, outcome.message)
+            if let journalSeq { journal?.delivered(seq: journalSeq) }
+            callbackFinished()
+        }
+    }
+
+    // MARK: blocking calls
+
+    /// Submits a request and returns its task id once the API has accepted it. Waits in the
+    /// local queue while the concurrency cap is reached.
+    public func submit(_ request: Request) throws -> String {
+        try checkOpen()
+        try request.validate()
+        let w = Waiter<Result<String, ApixoError>>()
+        let ps = try makePendingSubmit(request, callback: nil) { w.fulfill($0) }
+        engine.post { [self] in enqueueSubmit(ps) }
+        return try w.wait(until: nil)!.get()
+    }
+
+    /// One status request for a task (retried on transient errors).
+    public func status(model: String? = nil, taskId: String) throws -> TaskSnapshot {
+        try checkOpen()
+        let model = try Client.checkModel(model)
+        try Client.checkTaskId(taskId)
+        let w = Waiter<Result<TaskSnapshot, ApixoError>>()
+        engine.post { [self] in fetchStatus(model: model, taskId: taskId, attempt: 0) { w.fulfill($0) } }
+        return try w.wait(until: nil)!.get()
+    }
+
+    /// Waits until the task is terminal. `timeoutMs` < 0 waits without a deadline; 0 checks once.
+    /// - Returns: the successful task.
+    /// - Throws: `.taskFailed` with the failed task; `.timeout` with the last snapshot (or none).
+    public func wait(model: String? = nil, taskId: String, timeoutMs: Int) throws -> TaskSnapshot {
+        try checkOpen()
+        let model = try Client.checkModel(model)
+        try Client.checkTaskId(taskId)
+        let deadline = timeoutMs < 0 ? nil : monotonicSeconds() + Double(timeoutMs) / 1000
+        return try waitTracked(model: model, taskId: taskId, deadline: deadline, checkOnce: timeoutMs == 0)
+    }
+
+    func waitTracked(model: String, taskId: String, deadline: Double?, checkOnce: Bool) throws -> TaskSnapshot {
+        if checkOnce {
+            let snap = try status(model: model, taskId: taskId)
+            return try Client.result(Outcome(code: snap.state.isTerminal ? (snap.state == .success ? .ok : .taskFailed) : .timeout,
+                                             task: snap, message: "task \(taskId) is still \(snap.state.name)"))
+        }
+        let w = Waiter<Outcome>()
+        let id = nextListenerID()
+        engine.post { [self] in addListener(taskId: taskId, model: model, tag: nil, .waiter(id, w), journalSeq: nil) }
+        if let got = w.wait(until: deadline) { return try Client.result(got) }
+        engine.post { [self] in timeOutWaiter(taskId: taskId, id: id, w) }
+        return try Client.result(w.wait(until: nil)!)
+    }
+
+    /// Submits and waits with one overall deadline (`timeoutMs` < 0: none).
+    public func generate(_ request: Request, timeoutMs: Int) throws -> TaskSnapshot {
+        let start = monotonicSeconds()
+        let id = try submit(request)
+        let deadline = timeoutMs < 0 ? nil : start + Double(timeoutMs) / 1000
+        if let deadline, deadline <= monotonicSeconds() {
+            return try waitTracked(model: request.model, taskId: id, deadline: nil, checkOnce: true)
+        }
+        return try waitTracked(model: request.model, taskId: id, deadline: deadline, checkOnce: false)
+    }
+
+    static func result(_ o: Outcome) throws -> TaskSnapshot {
+        if o.code == .ok, let t = o.task { return t }
+        throw ApixoError(o.code == .ok ? .protocol : o.code, o.message, task: o.task)
+    }
+
+    static func checkModel(_ model: String?) throws -> String {
+        let m = model ?? Request.defaultModel
+        guard Request.isSafeSegment(m) else {
+            throw ApixoError(.invalidArgument, "model must be a non-empty name of letters, digits, '.', '_' or '-'")
+        }
+        return m
+    }
+
+    static func checkTaskId(_ id: String) throws {
+        guard !id.isEmpty, id.utf8.count <= 256, !id.utf8.contains(where: { $0 <= 32 || $0 == 127 }) else {
+            throw ApixoError(.invalidArgument, "task_id must be 1 to 256 printable characters")
+        }
+    }
+
+    func nextListenerID() -> Int {
+        stateLock.with {
+            listenerSeq += 1
+            return listenerSeq
+        }
+    }
+
+    // MARK: asynchronous calls
+
+    /// Queues a submit; `callback` fires exactly once when the task ends or the submit fails.
+    public func submitAsync(_ request: Request, callback: @escaping TaskCallback) throws {
+        try checkOpen()
+        try request.validate()
+        let ps = try makePendingSubmit(request, callback: callback, onAccepted: nil)
+        callbackRegistered()
+        engine.post { [self] in enqueueSubmit(ps) }
+    }
+
+    /// Tracks an existing task; `callback` fires exactly once when it ends.
+    public func watch(model: String? = nil, taskId: String, callback: @escaping TaskCallback) throws {
+        try checkOpen()
+        let model = try Client.checkModel(model)
+        try Client.checkTaskId(taskId)
+        let seq = try journal?.watch(model: model, taskId: taskId, tag: nil)
+        callbackRegistered()
+        let id = nextListenerID()
+        engine.post { [self] in addListener(taskId: taskId, model: model, tag: nil, .callback(id, callback), journalSeq: seq) }
+    }
+
+    /// Stops tracking a task: its callbacks fire with `.cancelled`. Nothing is cancelled on the
+    /// server (the API has no cancel).
+    /// - Throws: `.notFound` when the task is not tracked.
+    public func cancel(taskId: String) throws {
+        try checkOpen()
+        try Client.checkTaskId(taskId)
+        let w = Waiter<Bool>()
+        engine.post { [self] in w.fulfill(cancelOnEngine(taskId: taskId)) }
+        guard w.wait(until: nil)! else {
+            throw ApixoError(.notFound, "task \(taskId) is not tracked by this client")
+        }
+    }
+
+    /// Waits until every callback registered so far has fired. `timeoutMs` < 0: no deadline.
+    public func drain(timeoutMs: Int) throws {
+        if dispatcher.isDispatcherThread {
+            throw ApixoError(.invalidArgument, "drain must not be called from a callback")
+        }
+        let deadline = timeoutMs < 0 ? nil : monotonicSeconds() + Double(timeoutMs) / 1000
+        try stateLock.with {
+            while pendingCallbacks > 0 {
+                if !stateCond.wait(stateLock, until: deadline), pendingCallbacks > 0 {
+                    throw ApixoError(.timeout, "\(pendingCallbacks) callbacks still pending")
+                }
+            }
+        }
+    }
+
+    /// Number of callbacks registered and not yet fired.
+    public var pendingCallbackCount: Int { stateLock.with { pendingCallbacks } }
+}

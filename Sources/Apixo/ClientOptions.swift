@@ -1,0 +1,80 @@
+import Glibc
+
+public let apixoVersion = "0.1.0"
+
+/// Settings of a client. Unset API key and base URL fall back to the APIXO_API_KEY and
+/// APIXO_BASE_URL environment variables.
+public struct ClientOptions {
+    public static let defaultBaseURL = "https://api.apixo.ai/api/v1"
+
+    public var apiKey: String?
+    public var baseURL: String?
+    /// Per HTTP request, milliseconds.
+    public var timeoutMs = 30_000
+    /// Retries of a GET, or of a POST the server certainly did not take.
+    public var maxRetries = 3
+    /// 0 = no limit.
+    public var requestsPerMinute = 60
+    /// 0 = no limit.
+    public var maxConcurrentTasks = 10
+    /// Multiplies every built-in time assumption (rate window, expected generation time,
+    /// poll spacing, backoff).
+    public var timeScale = 1.0
+    public var caFile: String?
+    public var logger: LogSink?
+    public var logLevel = LogLevel.info
+    public var journalPath: String?
+    public var maxDownloadBytes: Int64 = 64 << 20
+
+    public init() {}
+
+    public mutating func setTimeoutMs(_ ms: Int) throws {
+        guard ms > 0 else { throw ApixoError(.invalidArgument, "timeout_ms must be greater than 0") }
+        timeoutMs = ms
+    }
+
+    public mutating func setMaxRetries(_ n: Int) throws {
+        guard (0...100).contains(n) else { throw ApixoError(.invalidArgument, "max_retries must be from 0 to 100") }
+        maxRetries = n
+    }
+
+    public mutating func setLimits(requestsPerMinute rpm: Int, maxConcurrentTasks tasks: Int) throws {
+        guard rpm >= 0, tasks >= 0 else {
+            throw ApixoError(.invalidArgument, "limits must be 0 (off) or positive")
+        }
+        requestsPerMinute = rpm
+        maxConcurrentTasks = tasks
+    }
+
+    public mutating func setTimeScale(_ s: Double) throws {
+        guard s.isFinite, s > 0, s <= 1000 else {
+            throw ApixoError(.invalidArgument, "time_scale must be a finite number greater than 0")
+        }
+        timeScale = s
+    }
+
+    public mutating func setMaxDownloadBytes(_ n: Int64) throws {
+        guard n > 0 else { throw ApixoError(.invalidArgument, "max_download_bytes must be greater than 0") }
+        maxDownloadBytes = n
+    }
+
+    public mutating func setBaseURL(_ url: String) throws {
+        guard Request.isHTTPURL(url) else {
+            throw ApixoError(.invalidArgument, "base_url must be an http or https URL")
+        }
+        baseURL = url
+    }
+
+    public mutating func setAPIKey(_ key: String) throws {
+        guard !key.isEmpty, !key.utf8.contains(where: { $0 < 32 || $0 == 127 }) else {
+            throw ApixoError(.invalidArgument, "api_key must be non-empty printable text")
+        }
+        apiKey = key
+    }
+
+    static func environment(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        let s = String(cString: v)
+        return s.isEmpty ? nil : s
+    }
+}

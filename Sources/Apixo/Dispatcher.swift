@@ -1,0 +1,63 @@
+import Glibc
+
+/// The thread that runs user callbacks, in order, so slow host code never stalls I/O.
+final class Dispatcher {
+    private let mutex = Mutex()
+    private let cond = Condition()
+    private var queue: [() -> Void] = []
+    private var head = 0
+    private var stopping = false
+    private var thread: pthread_t?
+    private var threadID: pthread_t?
+
+    func start() {
+        thread = startThread { [self] in
+            threadID = pthread_self()
+            loop()
+        }
+    }
+
+    /// True on the dispatcher thread (inside a callback).
+    var isDispatcherThread: Bool {
+        guard let id = threadID else { return false }
+        return pthread_equal(id, pthread_self()) != 0
+    }
+
+    func enqueue(_ job: @escaping () -> Void) {
+        mutex.with {
+            queue.append(job)
+            cond.signal()
+        }
+    }
+
+    /// Runs what is queued, then ends the thread and joins it.
+    func stop() {
+        mutex.with {
+            stopping = true
+            cond.signal()
+        }
+        if let t = thread {
+            pthread_join(t, nil)
+            thread = nil
+        }
+    }
+
+    private func loop() {
+        while true {
+            mutex.lock()
+            while head == queue.count && !stopping { cond.wait(mutex, until: nil) }
+            if head == queue.count {
+                mutex.unlock()
+                return
+            }
+            let job = queue[head]
+            head += 1
+            if head == queue.count {
+                queue.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            mutex.unlock()
+            job()
+        }
+    }
+}

@@ -1,0 +1,226 @@
+import CCurl
+import Glibc
+
+/// A scheduled action on the engine thread; cancel by setting `cancelled`.
+final class TimerToken {
+    let due: Double
+    let seq: UInt64
+    let action: () -> Void
+    var cancelled = false
+
+    init(due: Double, seq: UInt64, action: @escaping () -> Void) {
+        self.due = due
+        self.seq = seq
+        self.action = action
+    }
+}
+
+/// A binary min-heap ordered by `less`.
+struct Heap<T> {
+    private(set) var items: [T] = []
+    let less: (T, T) -> Bool
+
+    init(less: @escaping (T, T) -> Bool) { self.less = less }
+
+    var isEmpty: Bool { items.isEmpty }
+    var count: Int { items.count }
+    var first: T? { items.first }
+
+    mutating func push(_ x: T) {
+        items.append(x)
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            if !less(items[i], items[p]) { break }
+            items.swapAt(i, p)
+            i = p
+        }
+    }
+
+    @discardableResult
+    mutating func pop() -> T? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let top = items.removeLast()
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < items.count, less(items[l], items[m]) { m = l }
+            if r < items.count, less(items[r], items[m]) { m = r }
+            if m == i { break }
+            items.swapAt(i, m)
+            i = m
+        }
+        return top
+    }
+}
+
+private let curlGlobalInit: Bool = {
+    curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK
+}()
+
+/// One thread that drives every transfer of a client through curl multi, runs timers and the
+/// work posted from other threads. Sleeps in curl_multi_poll when idle; other threads wake it
+/// with curl_multi_wakeup.
+final class Engine {
+    private let multi: UnsafeMutableRawPointer
+    private let caFile: String?
+    private let postLock = Mutex()
+    private var posted: [() -> Void] = []
+    private var stopRequested = false
+    private var thread: pthread_t?
+    private var engineThreadID: pthread_t?
+
+    // Engine-thread state.
+    private var timers = Heap<TimerToken>(less: { $0.due < $1.due || ($0.due == $1.due && $0.seq < $1.seq) })
+    private var timerSeq: UInt64 = 0
+    private var transfers: [UnsafeMutableRawPointer: Transfer] = [:]
+    let clock: Clock
+
+    init(caFile: String?, clock: Clock) throws {
+        guard curlGlobalInit, let m = curl_multi_init() else {
+            throw ApixoError(.noMemory, "libcurl could not be initialised")
+        }
+        multi = m
+        self.caFile = caFile
+        self.clock = clock
+        // Reuse connections to the API; a few per host is plenty.
+        _ = apixo_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16)
+        _ = apixo_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, 32)
+    }
+
+    deinit {
+        curl_multi_cleanup(multi)
+    }
+
+    func start() {
+        thread = startThread { [self] in
+            engineThreadID = pthread_self()
+            run()
+        }
+    }
+
+    /// True on the engine thread.
+    var isEngineThread: Bool {
+        guard let id = engineThreadID else { return false }
+        return pthread_equal(id, pthread_self()) != 0
+    }
+
+    /// Runs `work` on the engine thread soon. Safe from any thread.
+    func post(_ work: @escaping () -> Void) {
+        postLock.with { posted.append(work) }
+        curl_multi_wakeup(multi)
+    }
+
+    /// Asks the loop to finish after the posted work; joins the thread.
+    func stop() {
+        postLock.with { stopRequested = true }
+        curl_multi_wakeup(multi)
+        if let t = thread {
+            pthread_join(t, nil)
+            thread = nil
+        }
+    }
+
+    /// Schedules `action` after `delay` seconds (engine thread only).
+    @discardableResult
+    func after(_ delay: Double, _ action: @escaping () -> Void) -> TimerToken {
+        timerSeq += 1
+        let t = TimerToken(due: clock.now + max(0, delay), seq: timerSeq, action: action)
+        timers.push(t)
+        return t
+    }
+
+    /// Starts a transfer (engine thread only). `completion` runs on the engine thread.
+    func start(_ request: HTTPRequest, completion: @escaping (HTTPResult) -> Void) {
+        guard let t = Transfer(request, caFile: caFile, completion: completion) else {
+            var r = HTTPResult()
+            r.curlCode = CURLE_OUT_OF_MEMORY
+            r.curlMessage = "curl_easy_init failed"
+            completion(r)
+            return
+        }
+        let rc = curl_multi_add_handle(multi, t.easy)
+        if rc != CURLM_OK {
+            var r = HTTPResult()
+            r.curlCode = CURLE_FAILED_INIT
+            r.curlMessage = String(cString: curl_multi_strerror(rc))
+            completion(r)
+            return
+        }
+        transfers[t.easy] = t
+    }
+
+    /// Ends every transfer with `aborted` set (engine thread only, at shutdown).
+    func abortAll() {
+        let all = Array(transfers.values)
+        transfers.removeAll()
+        for t in all {
+            curl_multi_remove_handle(multi, t.easy)
+            var r = t.finish(CURLE_ABORTED_BY_CALLBACK)
+            r.aborted = true
+            t.completion(r)
+        }
+    }
+
+    var activeTransfers: Int { transfers.count }
+
+    private func run() {
+        while true {
+            let work: [() -> Void]
+            var stopping = false
+            postLock.lock()
+            work = posted
+            posted.removeAll()
+            stopping = stopRequested
+            postLock.unlock()
+            for w in work { w() }
+            if stopping && work.isEmpty {
+                abortAll()
+                return
+            }
+            runDueTimers()
+            var running: Int32 = 0
+            curl_multi_perform(multi, &running)
+            collectFinished()
+            runDueTimers()
+
+            var waitMs = 3_600_000
+            if let next = timers.first {
+                waitMs = min(waitMs, max(0, Int(((next.due - clock.now) * 1000).rounded(.up))))
+            }
+            var curlTimeout = -1
+            curl_multi_timeout(multi, &curlTimeout)
+            if curlTimeout >= 0 { waitMs = min(waitMs, curlTimeout) }
+            let pending = postLock.with { !posted.isEmpty || stopRequested }
+            if pending { waitMs = 0 }
+            if waitMs > 0 {
+                var numfds: Int32 = 0
+                curl_multi_poll(multi, nil, 0, Int32(waitMs), &numfds)
+            }
+        }
+    }
+
+    private func collectFinished() {
+        var left: Int32 = 0
+        while let msg = curl_multi_info_read(multi, &left) {
+            guard msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle else { continue }
+            let code = msg.pointee.data.result
+            curl_multi_remove_handle(multi, easy)
+            if let t = transfers.removeValue(forKey: easy) {
+                let r = t.finish(code)
+                t.completion(r)
+            }
+        }
+    }
+
+    private func runDueTimers() {
+        while let t = timers.first, t.due <= clock.now {
+            timers.pop()
+            if !t.cancelled { t.action() }
+        }
+        // Drop cancelled timers at the top so they do not shorten the sleep.
+        while let t = timers.first, t.cancelled { timers.pop() }
+    }
+}

@@ -1,0 +1,107 @@
+/// The result codes of the C ABI (`apixo_code`). Values are part of the ABI: never renumbered.
+public enum ApixoCode: Int32, CaseIterable, Sendable {
+    case ok = 0
+    case invalidArgument = 1
+    case badRequest = 2
+    case unauthorized = 3
+    case paymentRequired = 4
+    case forbidden = 5
+    case notFound = 6
+    case rateLimited = 7
+    case server = 8
+    case network = 9
+    case timeout = 10
+    case `protocol` = 11
+    case taskFailed = 12
+    case cancelled = 13
+    case closed = 14
+    case io = 15
+    case noMemory = 16
+    case indeterminate = 17
+
+    /// The C constant's name, e.g. "APIXO_ERR_TIMEOUT".
+    public var name: String {
+        switch self {
+        case .ok: return "APIXO_OK"
+        case .invalidArgument: return "APIXO_ERR_INVALID_ARGUMENT"
+        case .badRequest: return "APIXO_ERR_BAD_REQUEST"
+        case .unauthorized: return "APIXO_ERR_UNAUTHORIZED"
+        case .paymentRequired: return "APIXO_ERR_PAYMENT_REQUIRED"
+        case .forbidden: return "APIXO_ERR_FORBIDDEN"
+        case .notFound: return "APIXO_ERR_NOT_FOUND"
+        case .rateLimited: return "APIXO_ERR_RATE_LIMITED"
+        case .server: return "APIXO_ERR_SERVER"
+        case .network: return "APIXO_ERR_NETWORK"
+        case .timeout: return "APIXO_ERR_TIMEOUT"
+        case .protocol: return "APIXO_ERR_PROTOCOL"
+        case .taskFailed: return "APIXO_ERR_TASK_FAILED"
+        case .cancelled: return "APIXO_ERR_CANCELLED"
+        case .closed: return "APIXO_ERR_CLOSED"
+        case .io: return "APIXO_ERR_IO"
+        case .noMemory: return "APIXO_ERR_NO_MEMORY"
+        case .indeterminate: return "APIXO_ERR_INDETERMINATE"
+        }
+    }
+
+    /// The code for an API status (HTTP status or envelope `code`).
+    static func forStatus(_ status: Int) -> ApixoCode {
+        switch status {
+        case 400: return .badRequest
+        case 401: return .unauthorized
+        case 402: return .paymentRequired
+        case 403: return .forbidden
+        case 404: return .notFound
+        case 408: return .timeout
+        case 429: return .rateLimited
+        case 500...599: return .server
+        case 405...499: return .badRequest
+        default: return .protocol
+        }
+    }
+}
+
+/// An error of the library: a code and a one-line message (never containing the API key).
+/// `task` carries the last known snapshot where there is one (a failed task, a timed-out wait).
+public struct ApixoError: Error, CustomStringConvertible {
+    public let code: ApixoCode
+    public let message: String
+    public var task: TaskSnapshot?
+    /// Seconds the server asked us to wait (429/503 Retry-After), when it said so.
+    var retryAfter: Double?
+    /// Whether sending the same GET again could succeed (network, timeout, 429, 5xx, garbage).
+    var retryable = false
+    /// The API status behind the error, when there was one.
+    var httpStatus = 0
+
+    public init(_ code: ApixoCode, _ message: String, task: TaskSnapshot? = nil) {
+        self.code = code
+        self.message = message
+        self.task = task
+    }
+
+    public var description: String { "\(code.name): \(message)" }
+}
+
+/// Log levels, as APIXO_LOG_* in the header.
+public enum LogLevel: Int32, Comparable, Sendable {
+    case debug = 0, info = 1, warn = 2, error = 3
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Where the library's log lines go. Called from library threads.
+public typealias LogSink = (LogLevel, String) -> Void
+
+final class Logger {
+    let sink: LogSink?
+    let minLevel: LogLevel
+
+    init(sink: LogSink?, minLevel: LogLevel) {
+        self.sink = sink
+        self.minLevel = minLevel
+    }
+
+    func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
+        guard let sink, level >= minLevel else { return }
+        sink(level, message())
+    }
+}

@@ -1,0 +1,59 @@
+import CCurl
+
+/// Turns HTTP results into the API's meaning: the envelope's `data`, or an error with a code,
+/// a one-line message, and whether resending could help.
+enum WireProtocol {
+    /// The envelope's data on success.
+    static func interpret(_ r: HTTPResult, what: String) -> Result<JSON, ApixoError> {
+        if r.aborted { return .failure(ApixoError(.closed, "\(what): the client is closing")) }
+        if r.bodyTooLarge {
+            var e = ApixoError(.protocol, "\(what): answer larger than the \(r.bodyBytes - 1)-byte limit")
+            e.retryable = true
+            return .failure(e)
+        }
+        if r.curlCode != CURLE_OK {
+            let code: ApixoCode = r.curlCode == CURLE_OPERATION_TIMEDOUT ? .timeout : .network
+            var e = ApixoError(code, "\(what): \(r.curlMessage)")
+            e.retryable = true
+            return .failure(e)
+        }
+        let status = r.status
+        let parsed = try? JSON.parse(r.body)
+        let retryAfter = r.header("retry-after").flatMap { Double($0.trimmingSpaces()) }.map { max(0, $0) }
+        guard let env = parsed?.objectValue else {
+            if status >= 400 || status < 200 {
+                return .failure(statusError(status, "\(what): HTTP \(status)", retryAfter: retryAfter))
+            }
+            var e = ApixoError(.protocol, "\(what): answer is not a JSON envelope (HTTP \(status))")
+            e.retryable = true
+            return .failure(e)
+        }
+        var code = status
+        if let c = env["code"]?.int64Value { code = Int(clamping: c) } else if status < 300 {
+            var e = ApixoError(.protocol, "\(what): envelope has no integer code")
+            e.retryable = true
+            return .failure(e)
+        }
+        // An error in either the HTTP status or the envelope wins over a 200 in the other.
+        if status >= 300 || status < 200 { code = status }
+        if code != 200 {
+            var msg = env["message"]?.stringValue ?? "error"
+            if let detail = env["data"]?["error"]?.stringValue, !detail.isEmpty { msg += ": " + detail }
+            return .failure(statusError(code, "\(what): \(code) \(msg)", retryAfter: retryAfter))
+        }
+        guard let data = env["data"], data.objectValue != nil else {
+            var e = ApixoError(.protocol, "\(what): envelope has no data object")
+            e.retryable = true
+            return .failure(e)
+        }
+        return .success(data)
+    }
+
+    static func statusError(_ status: Int, _ message: String, retryAfter: Double?) -> ApixoError {
+        var e = ApixoError(ApixoCode.forStatus(status), message)
+        e.httpStatus = status
+        e.retryAfter = retryAfter
+        e.retryable = status == 429 || status == 408 || (500...599).contains(status)
+        return e
+    }
+}

@@ -1,0 +1,138 @@
+import Glibc
+
+/// A pthread mutex. Not recursive.
+final class Mutex {
+    let raw: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        raw = .allocate(capacity: 1)
+        raw.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(raw, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(raw)
+        raw.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(raw) }
+    func unlock() { pthread_mutex_unlock(raw) }
+
+    @discardableResult
+    func with<T>(_ body: () throws -> T) rethrows -> T {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+}
+
+/// A condition variable on the monotonic clock, used with one `Mutex`.
+final class Condition {
+    let raw: UnsafeMutablePointer<pthread_cond_t>
+
+    init() {
+        raw = .allocate(capacity: 1)
+        raw.initialize(to: pthread_cond_t())
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(raw, &attr)
+        pthread_condattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_cond_destroy(raw)
+        raw.deallocate()
+    }
+
+    func signal() { pthread_cond_signal(raw) }
+    func broadcast() { pthread_cond_broadcast(raw) }
+
+    /// Waits with `mutex` held. `deadline` is monotonic seconds; nil waits without limit.
+    /// Returns false when the deadline passed.
+    @discardableResult
+    func wait(_ mutex: Mutex, until deadline: Double?) -> Bool {
+        guard let deadline else {
+            pthread_cond_wait(raw, mutex.raw)
+            return true
+        }
+        let now = monotonicSeconds()
+        if deadline <= now { return false }
+        var ts = timespec()
+        let whole = deadline.rounded(.down)
+        ts.tv_sec = Int(whole)
+        ts.tv_nsec = Int((deadline - whole) * 1e9)
+        return pthread_cond_timedwait(raw, mutex.raw, &ts) == 0
+    }
+}
+
+/// A one-shot result slot a blocking caller waits on while another thread fulfils it.
+final class Waiter<T> {
+    private let mutex = Mutex()
+    private let cond = Condition()
+    private var value: T?
+
+    /// Stores the first value and wakes the waiter; later values are ignored.
+    func fulfill(_ v: T) {
+        mutex.with {
+            if value == nil {
+                value = v
+                cond.broadcast()
+            }
+        }
+    }
+
+    /// The value, or nil when `deadline` (monotonic seconds) passed first.
+    func wait(until deadline: Double?) -> T? {
+        mutex.with {
+            while value == nil {
+                if !cond.wait(mutex, until: deadline) && value == nil { return nil }
+            }
+            return value
+        }
+    }
+}
+
+private final class ThreadBody {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// Starts a joinable pthread running `body`.
+func startThread(_ body: @escaping () -> Void) -> pthread_t {
+    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    var tid = pthread_t()
+    let rc = pthread_create(&tid, nil, { arg in
+        let b = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
+        b.body()
+        return nil
+    }, box)
+    precondition(rc == 0, "apixo: pthread_create failed (\(rc))")
+    return tid
+}
+
+/// Monotonic time in seconds.
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Wall-clock time in Unix milliseconds.
+public func wallMillis() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// The time source of the scheduling logic; tests substitute a fake.
+public protocol Clock: AnyObject {
+    /// Monotonic seconds.
+    var now: Double { get }
+}
+
+/// The real monotonic clock.
+public final class SystemClock: Clock {
+    public init() {}
+    public var now: Double { monotonicSeconds() }
+}

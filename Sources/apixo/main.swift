@@ -1,0 +1,1 @@
+print("apixo CLI: not built yet")
