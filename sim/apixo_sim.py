@@ -853,6 +853,16 @@ class _Done(Exception):
     pass
 
 
+def is_loopback_address(addr):
+    try:
+        ip = ipaddress.ip_address(str(addr).split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
 class SimHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "apixo-sim/" + VERSION
@@ -1047,13 +1057,7 @@ class SimHandler(http.server.BaseHTTPRequestHandler):
         return self.server.sim.base_url
 
     def _is_loopback_peer(self):
-        try:
-            ip = ipaddress.ip_address(self.client_address[0].split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return ip.is_loopback
+        return is_loopback_address(self.client_address[0])
 
     # -- routing ---------------------------------------------------------------------------
     def do_GET(self):
