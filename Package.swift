@@ -22,7 +22,13 @@ let package = Package(
         .systemLibrary(name: "CJansson", pkgConfig: "jansson",
                        providers: [.apt(["libjansson-dev"])]),
         .target(name: "Apixo", dependencies: ["CCurl", "CJansson"]),
-        .target(name: "ApixoC", dependencies: ["Apixo"]),
+        .target(name: "ApixoC", dependencies: ["Apixo"],
+                exclude: ["apixo.map"],
+                linkerSettings: [
+                    // Export apixo_* only, under a stable soname.
+                    .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/ApixoC/apixo.map",
+                                  "-Xlinker", "-soname=libapixo.so.0"]),
+                ]),
         .executableTarget(name: "ApixoCLI",
                           dependencies: ["Apixo",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -1,0 +1,138 @@
+// The thin C ABI over the Swift core: handle boxes, the thread-local last error, and the
+// conversions every export shares. One file per header section beside this one.
+import Apixo
+import Glibc
+
+// MARK: last error (thread-local)
+
+private let lastErrorKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { p in free(p) }
+    return key
+}()
+
+private let emptyCString: UnsafeMutablePointer<CChar> = strdup("")!
+
+/// Records `message` as the calling thread's last error.
+func setLastError(_ message: String) {
+    let old = pthread_getspecific(lastErrorKey)
+    pthread_setspecific(lastErrorKey, strdup(message))
+    free(old)
+}
+
+func lastErrorPointer() -> UnsafePointer<CChar> {
+    if let p = pthread_getspecific(lastErrorKey) { return UnsafePointer(p.assumingMemoryBound(to: CChar.self)) }
+    return UnsafePointer(emptyCString)
+}
+
+/// Runs `body`, turning a thrown error into its code and the thread's last error.
+func guarded(_ body: () throws -> Void) -> Int32 {
+    do {
+        try body()
+        return ApixoCode.ok.rawValue
+    } catch let e as ApixoError {
+        setLastError(e.message)
+        return e.code.rawValue
+    } catch {
+        setLastError("unexpected error: \(error)")
+        return ApixoCode.protocol.rawValue
+    }
+}
+
+func invalid(_ message: String) -> ApixoError { ApixoError(.invalidArgument, message) }
+
+/// A required C string argument.
+func string(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
+    guard let p else { throw invalid("\(name) must not be NULL") }
+    return String(cString: p)
+}
+
+/// A required handle argument.
+func handle<T: AnyObject>(_ p: OpaquePointer?, _ name: String, as: T.Type) throws -> T {
+    guard let p else { throw invalid("\(name) must not be NULL") }
+    return Unmanaged<T>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+}
+
+func retained<T: AnyObject>(_ obj: T) -> OpaquePointer {
+    OpaquePointer(Unmanaged.passRetained(obj).toOpaque())
+}
+
+func release<T: AnyObject>(_ p: OpaquePointer?, as: T.Type) {
+    guard let p else { return }
+    Unmanaged<T>.fromOpaque(UnsafeRawPointer(p)).release()
+}
+
+/// A malloc'd copy, freed by the caller with apixo_free.
+func ownedCString(_ s: String) throws -> UnsafeMutablePointer<CChar> {
+    guard let p = strdup(s) else { throw ApixoError(.noMemory, "out of memory") }
+    return p
+}
+
+// MARK: handle boxes
+
+final class OptionsBox {
+    var options = ClientOptions()
+    var logFn: (@convention(c) (Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?
+    var logUserData: UnsafeMutableRawPointer?
+    var logMinLevel: Int32 = 1
+}
+
+final class ClientBox {
+    let client: Client
+    init(_ c: Client) { client = c }
+}
+
+final class RequestBox {
+    var request: Request
+    init(_ r: Request) { request = r }
+}
+
+/// A task snapshot with its strings kept as C strings for as long as the box lives.
+final class TaskBox {
+    let snapshot: TaskSnapshot
+    let id: UnsafeMutablePointer<CChar>
+    let model: UnsafeMutablePointer<CChar>?
+    let failCode: UnsafeMutablePointer<CChar>?
+    let failMessage: UnsafeMutablePointer<CChar>?
+    let json: UnsafeMutablePointer<CChar>
+    let tag: UnsafeMutablePointer<CChar>?
+    let urls: [UnsafeMutablePointer<CChar>]
+
+    init(_ s: TaskSnapshot) {
+        snapshot = s
+        id = strdup(s.id)
+        model = s.model.flatMap { strdup($0) }
+        failCode = s.failCode.flatMap { strdup($0) }
+        failMessage = s.failMessage.flatMap { strdup($0) }
+        json = strdup(s.json)
+        tag = s.tag.flatMap { strdup($0) }
+        urls = s.resultURLs.map { strdup($0) }
+    }
+
+    deinit {
+        for p in [id, model, failCode, failMessage, json, tag] { free(p) }
+        for u in urls { free(u) }
+    }
+}
+
+public typealias CTaskCallback = @convention(c) (Int32, OpaquePointer?, UnsafeMutableRawPointer?) -> Void
+
+/// Wraps a C callback: the dispatcher thread's last error carries the message during the call,
+/// and the task is borrowed for the call only.
+func wrap(_ cb: CTaskCallback, _ userData: UnsafeMutableRawPointer?) -> TaskCallback {
+    let ud = UInt(bitPattern: userData)
+    return { code, snap, message in
+        if code != .ok { setLastError(message) }
+        let box = snap.map { TaskBox($0) }
+        let p = box.map { OpaquePointer(Unmanaged.passUnretained($0).toOpaque()) }
+        withExtendedLifetime(box) {
+            cb(code.rawValue, p, UnsafeMutableRawPointer(bitPattern: ud))
+        }
+    }
+}
+
+/// Writes an owned task box to `out` when both exist.
+func store(_ snap: TaskSnapshot?, _ out: UnsafeMutablePointer<OpaquePointer?>?) {
+    guard let out else { return }
+    out.pointee = snap.map { retained(TaskBox($0)) }
+}
