@@ -567,18 +567,20 @@ void apixo_task_free(apixo_task *t);
 
 /*
  * Validates req (apixo_request_validate) and creates the task (POST
- * generateTask). Past the concurrency cap it first waits in the local queue,
- * bounded by the options' HTTP timeout. With a journal, the intent is written
- * (fsync) before the POST and the task id (fsync) before this returns.
- * The task is then tracked by the client (it counts toward the concurrency
- * cap until a wait, status or webhook sees it terminal).
+ * generateTask). Past the concurrency cap it first waits in the local queue
+ * until a slot frees (a task of this client ends, or has run as long as such a
+ * task would). With a journal, the intent is written (fsync) before the POST
+ * and the task id (fsync) before this returns.
+ * The task then counts toward the concurrency cap until a wait, status or
+ * webhook sees it terminal, or until it has run as long as such a task would;
+ * it is not polled unless someone waits for or watches it.
  * On success *task_id_out is an owned string, freed with apixo_free.
  * Errors: APIXO_ERR_INVALID_ARGUMENT (NULL argument, validation), the HTTP
  * errors (BAD_REQUEST, UNAUTHORIZED, PAYMENT_REQUIRED, FORBIDDEN, NOT_FOUND
  * for an unknown model, RATE_LIMITED, SERVER), APIXO_ERR_NETWORK (the server
  * certainly did not receive it), APIXO_ERR_INDETERMINATE (sent, answer lost:
- * the task may exist and is NOT resubmitted), APIXO_ERR_TIMEOUT (queued too
- * long; nothing sent), APIXO_ERR_PROTOCOL, APIXO_ERR_IO (journal write),
+ * the task may exist and is NOT resubmitted), APIXO_ERR_TIMEOUT (the HTTP
+ * timeout before anything was sent), APIXO_ERR_PROTOCOL, APIXO_ERR_IO (journal write),
  * APIXO_ERR_CLOSED.
  */
 apixo_code apixo_submit(apixo_client *c, const apixo_request *req, char **task_id_out);

@@ -81,14 +81,12 @@ extension Client {
     }
 
     private func downloadOnce(url: String, finalPath: (String?) -> String) throws -> String {
-        // The temporary file lives in the target's directory so that rename is atomic.
+        // The temporary file sits beside the destination so that rename is atomic.
         let probe = finalPath(nil)
-        var dir = "."
-        if let slash = probe.lastIndex(of: "/") { dir = slash == probe.startIndex ? "/" : String(probe[..<slash]) }
-        var template = Array("\(dir)/.apixo-download-XXXXXX".utf8CString)
+        var template = Array("\(probe).part-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
-            throw ApixoError(.io, "cannot create a temporary file in \(dir): \(String(cString: strerror(errno)))")
+            throw ApixoError(.io, "cannot create \(probe).part-XXXXXX: \(String(cString: strerror(errno)))")
         }
         let tmp = String(cString: template)
         var keep = false

@@ -386,12 +386,17 @@ extension Client {
         }
         let listeners = t.listeners
         t.listeners.removeAll()
+        var callbacks = 0
         for l in listeners {
             switch l {
-            case .callback(_, let cb): deliver(cb, o, journalSeq: t.journalSeq)
+            case .callback(_, let cb):
+                callbacks += 1
+                deliver(cb, o, journalSeq: t.journalSeq)
             case .waiter(_, let w): w.fulfill(o)
             }
         }
+        // A blocking call handed the outcome over; a callback records its own delivery.
+        if callbacks == 0, !listeners.isEmpty, let seq = t.journalSeq { journal?.delivered(seq: seq) }
         pump()
     }
 
@@ -459,24 +464,29 @@ extension Client {
         }
     }
 
+    /// Fires the task's callbacks with `.cancelled`; blocking waits on it go on.
     func cancelOnEngine(taskId: String) -> Bool {
-        guard let t = tasks[taskId], !t.listeners.isEmpty else { return false }
-        let listeners = t.listeners
-        t.listeners.removeAll()
+        guard let t = tasks[taskId] else { return false }
+        var callbacks: [TaskCallback] = []
+        t.listeners.removeAll { l in
+            if case .callback(_, let cb) = l {
+                callbacks.append(cb)
+                return true
+            }
+            return false
+        }
+        guard !callbacks.isEmpty else { return false }
         let o = Outcome(code: .cancelled, task: t.snapshot, message: "tracking of task \(taskId) was cancelled")
         if let seq = t.journalSeq { journal?.terminal(seq: seq, code: .cancelled, message: o.message, snapshot: t.snapshot) }
-        for l in listeners {
-            switch l {
-            case .callback(_, let cb): deliver(cb, o, journalSeq: t.journalSeq)
-            case .waiter(_, let w): w.fulfill(o)
+        for cb in callbacks { deliver(cb, o, journalSeq: t.journalSeq) }
+        if t.listeners.isEmpty {
+            if t.overdue {
+                t.overdue = false
+                overdueTasks -= 1
             }
+            activate(t)  // no listeners: parks it, keeping its slot while it would run
+            if !t.holdsSlot { tasks[taskId] = nil }
         }
-        if t.overdue {
-            t.overdue = false
-            overdueTasks -= 1
-        }
-        activate(t)  // no listeners: parks it, keeping its slot while it would run
-        if !t.holdsSlot { tasks[taskId] = nil }
         return true
     }
 

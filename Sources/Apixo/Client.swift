@@ -128,11 +128,28 @@ public final class Client {
     /// Submits a request and returns its task id once the API has accepted it. Waits in the
     /// local queue while the concurrency cap is reached.
     public func submit(_ request: Request) throws -> String {
+        try submit(request, queueDeadline: nil)
+    }
+
+    /// A submit whose wait in the local queue ends at `queueDeadline` (monotonic seconds) with
+    /// `.timeout`, nothing sent. Once sent, it runs to its answer.
+    func submit(_ request: Request, queueDeadline: Double?) throws -> String {
         try checkOpen()
         try request.validate()
         let w = Waiter<Result<String, ApixoError>>()
         let ps = try makePendingSubmit(request, callback: nil) { w.fulfill($0) }
         engine.post { [self] in enqueueSubmit(ps) }
+        if let got = w.wait(until: queueDeadline) { return try got.get() }
+        engine.post { [self] in
+            if let i = submitQueue.firstIndex(where: { $0 === ps }) {
+                submitQueue.remove(at: i)
+                if let seq = ps.journalSeq {
+                    journal?.terminal(seq: seq, code: .timeout, message: "queued past the deadline", snapshot: nil)
+                    journal?.delivered(seq: seq)
+                }
+                w.fulfill(.failure(ApixoError(.timeout, "the submit waited in the local queue past the deadline; nothing was sent")))
+            }
+        }
         return try w.wait(until: nil)!.get()
     }
 
@@ -173,9 +190,8 @@ public final class Client {
 
     /// Submits and waits with one overall deadline (`timeoutMs` < 0: none).
     public func generate(_ request: Request, timeoutMs: Int) throws -> TaskSnapshot {
-        let start = monotonicSeconds()
-        let id = try submit(request)
-        let deadline = timeoutMs < 0 ? nil : start + Double(timeoutMs) / 1000
+        let deadline = timeoutMs < 0 ? nil : monotonicSeconds() + Double(timeoutMs) / 1000
+        let id = try submit(request, queueDeadline: deadline)
         if let deadline, deadline <= monotonicSeconds() {
             return try waitTracked(model: request.model, taskId: id, deadline: nil, checkOnce: true)
         }
