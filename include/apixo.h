@@ -635,6 +635,8 @@ apixo_code apixo_generate(apixo_client *c, const apixo_request *req, long timeou
  *   or the error that ended tracking, e.g. APIXO_ERR_UNAUTHORIZED,
  *   APIXO_ERR_NOT_FOUND, APIXO_ERR_RATE_LIMITED, APIXO_ERR_NETWORK,
  *   APIXO_ERR_INDETERMINATE (see apixo_resume).
+ * When code is not APIXO_OK, apixo_last_error() called on the dispatcher thread
+ * during the callback returns the message describing it.
  * A callback may call the non-blocking functions of its client
  * (apixo_submit_async, apixo_watch, apixo_cancel, task accessors). Blocking
  * calls work but stall other callbacks. apixo_client_free and apixo_drain must

@@ -60,6 +60,8 @@ final class TrackedTask {
     var polls = 0
     var failures = 0
     var overdue = false
+    /// When a parked task's poll was due, so that re-activating it does not postpone the poll.
+    var parkedPollDue: Double?
     var startedAt: Double
     var journalSeq: Int64?
 
@@ -262,7 +264,10 @@ extension Client {
     /// when such a task would have finished).
     func activate(_ t: TrackedTask) {
         if t.listeners.isEmpty {
-            t.poll?.cancelled = true
+            if let p = t.poll {
+                p.cancelled = true
+                t.parkedPollDue = p.due
+            }
             t.poll = nil
             if t.holdsSlot, t.slotTimer == nil {
                 let d = planner.assumedRemaining(model: t.model, resolution: t.resolution, elapsed: clock.now - t.startedAt)
@@ -278,7 +283,10 @@ extension Client {
         t.slotTimer = nil
         guard t.poll == nil, !t.pollInFlight else { return }
         let delay: Double
-        if t.ours && t.polls == 0 {
+        if let due = t.parkedPollDue {
+            t.parkedPollDue = nil
+            delay = max(0, due - clock.now)
+        } else if t.ours && t.polls == 0 {
             delay = planner.firstPollDelay(model: t.model, resolution: t.resolution,
                                            elapsed: clock.now - t.startedAt, callbackMode: t.callbackMode)
         } else if t.polls == 0 {

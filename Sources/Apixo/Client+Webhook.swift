@@ -37,9 +37,9 @@ extension Client {
     /// Re-tracks what the journal knows from earlier runs; `callback` fires once per task.
     /// Tasks with an id are polled until terminal; a submit that was sent but never answered
     /// is reported as `.indeterminate` (id "", the caller's tag); a submit never sent is sent now.
-    /// - Returns: how many tasks were taken up.
+    /// - Returns: what was taken up, so a host can tell its own work items (by tag) apart.
     @discardableResult
-    public func resume(callback: @escaping TaskCallback) throws -> Int {
+    public func resume(callback: @escaping TaskCallback) throws -> [ResumedTask] {
         try checkOpen()
         guard let journal else { throw ApixoError(.invalidArgument, "resume needs a journal (apixo_options_set_journal)") }
         let entries = journal.takeLeftover()
@@ -70,6 +70,22 @@ extension Client {
                 engine.post { [self] in enqueueSubmit(ps) }
             }
         }
-        return entries.count
+        return entries.map { ResumedTask(model: $0.model, taskId: $0.taskId, tag: $0.tag) }
     }
+
+    /// The expected seconds from submit to completion for a model and resolution, as the
+    /// client has learned it (the documented range before any observation), real time.
+    public func expectedSeconds(model: String, resolution: String) -> Double {
+        let w = Waiter<Double>()
+        engine.post { [self] in w.fulfill(planner.estimate(model: model, resolution: resolution).mean) }
+        return w.wait(until: monotonicSeconds() + 5) ?? planner.scale * 30
+    }
+}
+
+/// One journal entry that `resume` took up.
+public struct ResumedTask {
+    public let model: String
+    /// nil when the submit was never answered (or never sent).
+    public let taskId: String?
+    public let tag: String?
 }

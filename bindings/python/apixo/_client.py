@@ -415,8 +415,10 @@ class _Core:
                 _log.warning("apixo: callback for an unknown registration (%s, %s)",
                              user_data, _code_name(code))
                 return
+            # the library sets this thread's last error to the outcome's message for the call
+            message = N.last_error() if code != N.APIXO_OK else ""
             task = Task._from_native(task_ptr, self, owned=False) if task_ptr else None
-            error = None if code == N.APIXO_OK else _callback_error(code, task)
+            error = None if code == N.APIXO_OK else _callback_error(code, task, message)
             entry.fn(task, error)
         except BaseException:  # noqa: BLE001 - user code must never crash the process
             try:
@@ -441,13 +443,12 @@ def _code_name(code: int) -> str:
     return _s(N.apixo_code_name(code)) or str(code)
 
 
-def _callback_error(code: int, task: Optional[Task]) -> Error:
-    """The exception handed to on_done. apixo_last_error() is thread-local and does not
-    describe callbacks, so the message is built from the code and the task."""
+def _callback_error(code: int, task: Optional[Task], message: str) -> Error:
+    """The exception handed to on_done, with the library's message for the outcome."""
     if task is None:
-        return error_for_code(code, _code_name(code))
+        return error_for_code(code, message or _code_name(code))
     ident = task.id or f"(no id, tag {task.tag!r})"
-    return error_for_code(code, f"task {ident}: {_code_name(code)}", task)
+    return error_for_code(code, f"task {ident}: {message or _code_name(code)}", task)
 
 
 def _make_logger(logger: logging.Logger) -> Tuple[Any, int]:
