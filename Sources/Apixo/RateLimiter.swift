@@ -16,7 +16,7 @@ final class RateLimiter {
     }
 
     private func expire(_ now: Double) {
-        while head < sent.count, sent[head] <= now - window { head += 1 }
+        while head < sent.count, sent[head] + window <= now { head += 1 }
         if head > 64, head * 2 > sent.count {
             sent.removeFirst(head)
             head = 0
