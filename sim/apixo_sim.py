@@ -928,7 +928,7 @@ class SimHandler(http.server.BaseHTTPRequestHandler):
         return "other"
 
     def _send(self, status, env=None, headers=None, body=None, ctype="application/json",
-              count_as=None, truncate=False):
+              count_as=None, truncate=False, count=True):
         if body is None:
             body = json.dumps(env, separators=(",", ":")).encode()
         reason = http.client.responses.get(status, "Status")
@@ -947,7 +947,8 @@ class SimHandler(http.server.BaseHTTPRequestHandler):
         if getattr(self, "command", None) != "HEAD":
             out += body[:len(body) // 2] if truncate else body
         self._responded = True
-        self.server.sim.count_request(self._endpoint, count_as or status)
+        if count:
+            self.server.sim.count_request(self._endpoint, count_as or status)
         self.wfile.write(out)
         if self.server.sim.cfg.verbose:
             self.log_request(status, len(body))
@@ -1131,6 +1132,8 @@ class SimHandler(http.server.BaseHTTPRequestHandler):
             self._abort()
             return
         body = self._consume_body()
+        if kind in ("status", "error_envelope") and ep == "generateTask":
+            sim.note_submit(body, self.headers.get("Content-Type"))   # sent, not processed
         if kind == "status":
             hdrs = {}
             if "retry_after" in fault:
@@ -1193,8 +1196,8 @@ class SimHandler(http.server.BaseHTTPRequestHandler):
                 data = sim.stats()
             elif path == "/_sim/reset":
                 sim.reset()
-                self._endpoint = "sim"
-                data = {"reset": True}
+                self._send(200, envelope(200, "success", {"reset": True}), count=False)
+                return
             elif path == "/_sim/config":
                 data = sim.configure(self._json(body)) if method == "POST" else sim.cfg.public()
             elif method == "POST":
