@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import KEY
+from simtest import KEY
 
 GEN = "/api/v1/generateTask/seedream-5-0"
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import wait_until
+from simtest import wait_until
 
 
 class Receiver:

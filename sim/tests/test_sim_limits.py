@@ -3,7 +3,7 @@
 import math
 import time
 
-from conftest import KEY, OTHER_KEY
+from simtest import KEY, OTHER_KEY
 
 
 def limited(r, reason):

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from conftest import KEY, OTHER_KEY, SIM_DIR
+from simtest import KEY, OTHER_KEY, SIM_DIR
 
 STATS_KEYS = {"version", "uptime_ms", "since_reset_ms", "config", "connections_accepted",
               "requests_total", "requests", "rate_limited", "tasks_created",

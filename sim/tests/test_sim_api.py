@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import KEY, OTHER_KEY
+from simtest import KEY, OTHER_KEY
 
 GEN = "/api/v1/generateTask/seedream-5-0"
 

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-import imgcheck
+import sim_imgcheck as imgcheck
 import sim_images
-from conftest import wait_until
+from simtest import wait_until
 
 SIZES_5 = {("2K", "1:1"): (2048, 2048), ("3K", "1:1"): (3072, 3072),
            ("2K", "16:9"): (2848, 1600), ("3K", "16:9"): (4096, 2304),
