@@ -393,7 +393,8 @@ class Config:
 
     def public(self):
         return {"rpm": self.rpm, "concurrency": self.concurrency,
-                "time_scale": self.time_scale, "url_ttl": self.url_ttl,
+                "time_scale": self.time_scale,
+                "url_ttl": int(self.url_ttl) if float(self.url_ttl).is_integer() else self.url_ttl,
                 "small_images": self.small_images, "seed": self.seed,
                 "keys": len(self.keys), "version": VERSION}
 

@@ -148,10 +148,6 @@ class SimProcess:
         return self.sim("POST", "faults", list(faults))
 
 
-def spawn(*args):
-    return SimProcess(list(args))
-
-
 @pytest.fixture(scope="session")
 def shared_sim():
     p = SimProcess(["--time-scale", str(SCALE), "--small-images", "--rpm", "0",

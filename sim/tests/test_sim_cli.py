@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from simtest import SIM_SCRIPT, spawn, wait_until
+from simtest import SIM_SCRIPT, wait_until
 
 
 def test_banner_port0_and_defaults(sim_factory):

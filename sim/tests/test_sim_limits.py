@@ -81,12 +81,12 @@ def test_rpm_zero_is_unlimited(sim):
 
 
 def test_concurrency_limit_and_truthful_retry_after(sim):
-    sim.config(concurrency=2, time_scale=0.01)
+    sim.config(concurrency=2, time_scale=0.03)       # tasks live 765 to 1110 ms
     a = sim.submit_ok()
     b = sim.submit_ok()
     r = sim.submit()
     ms = limited(r, "concurrency")
-    assert ms <= 400                                  # 2K: <= 20 ms queue + 350 ms processing
+    assert ms <= 1110                                 # 2K: <= 60 ms queue + 1050 ms processing
     # polling is not limited by concurrency
     assert sim.status(a).status == 200
     time.sleep(ms / 1000.0)
@@ -111,7 +111,7 @@ def test_concurrency_429_uses_no_rpm_slot(sim):
 
 
 def test_concurrency_is_per_key_and_failed_tasks_free_slots(sim):
-    sim.config(concurrency=1, time_scale=0.01)
+    sim.config(concurrency=1, time_scale=0.1)        # fails after 0.55 s or more
     t = sim.submit_ok({"prompt": "[fail:GENERATION_FAILED] x"})
     limited(sim.submit(), "concurrency")
     assert sim.submit(key=OTHER_KEY).status == 200
@@ -122,10 +122,10 @@ def test_concurrency_is_per_key_and_failed_tasks_free_slots(sim):
 
 
 def test_time_scale_applies_to_window(sim):
-    sim.config(rpm=1, time_scale=0.005)               # window 0.3 s
+    sim.config(rpm=1, time_scale=0.02)                # window 1.2 s instead of 60 s
     assert sim.status("task_x").status == 404
     ms = limited(sim.status("task_x"), "rpm")
-    assert ms <= 300
+    assert ms <= 1200
     time.sleep(ms / 1000.0)
     assert sim.status("task_x").status == 404
 
