@@ -733,17 +733,23 @@ apixo_code apixo_options_set_journal(apixo_options *opts, const char *path);
  * Re-tracks every task of the journal whose callback has not been delivered
  * and fires cb exactly once for each (on the dispatcher thread):
  *   - a task with an id is polled until terminal (OK / TASK_FAILED / error);
- *   - an intent with no id (the host crashed between sending the submit and
- *     recording its answer) fires with APIXO_ERR_INDETERMINATE and a snapshot
+ *   - a task whose outcome was recorded but not delivered fires with that
+ *     outcome at once;
+ *   - an intent whose POST was never started (the host died while it waited
+ *     in the local queue) cannot exist on the server: it is submitted now,
+ *     and its callback fires like apixo_submit_async's;
+ *   - an intent whose POST was sent but whose answer was never recorded (the
+ *     host died in between) fires with APIXO_ERR_INDETERMINATE and a snapshot
  *     whose id is "" and whose tag is the caller's tag. It is NEVER
  *     resubmitted: the task may exist and be billed. The host decides, by the
  *     tag, from its own records: resubmit only if it accepts the risk of
  *     paying twice, or check the provider's dashboard first.
  * A delivery is recorded once the callback returns; a crash during a callback
- * means it fires again on the next resume. Returns at once; apixo_drain waits
- * for the callbacks. Without a journal there is nothing to resume: APIXO_OK.
- * Errors: APIXO_ERR_INVALID_ARGUMENT (c or cb NULL), APIXO_ERR_CLOSED,
- * APIXO_ERR_IO.
+ * means it fires again on the next resume, so make callbacks idempotent (e.g.
+ * by tag). Returns at once; apixo_drain waits for the callbacks. Each journal
+ * entry is taken up by the first apixo_resume of a client only.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c or cb NULL; the client has no
+ * journal), APIXO_ERR_CLOSED, APIXO_ERR_IO.
  */
 apixo_code apixo_resume(apixo_client *c, apixo_task_callback cb, void *user_data);
 

@@ -666,9 +666,11 @@ class Client:
 
     def resume(self, on_done: OnDone) -> None:
         """Re-track every task of the journal whose callback was not delivered;
-        ``on_done(task, error)`` fires exactly once for each. A task whose submit
-        answer was lost arrives with :class:`IndeterminateError`, ``task.id == ""``
-        and ``task.tag`` set: it was NOT resubmitted (see the README)."""
+        ``on_done(task, error)`` fires exactly once for each (submits that never left
+        the local queue are sent now). A task whose submit was sent but whose answer
+        was lost arrives with :class:`IndeterminateError`, ``task.id == ""`` and
+        ``task.tag`` set: it was NOT resubmitted (see the README). Needs a client
+        created with ``journal=`` (else :class:`InvalidArgumentError`)."""
         core = self._core
         token = core.register(on_done, once=False)  # fires once per journalled task
         try:

@@ -78,7 +78,7 @@ def main():
                           journal=args.journal, logger=False)
     say("started")
     client.resume(on_done)
-    client.drain(timeout=60)
+    client.drain(timeout=20)
     say("resumed")
 
     seen = deliveries()
@@ -92,7 +92,7 @@ def main():
             continue
         client.submit(prompt(tag), max_images=1, tag=tag, on_done=on_done)
         say("submitted", tag)
-    client.drain(timeout=60)
+    client.drain(timeout=20)
     client.close()
     say("done")
 

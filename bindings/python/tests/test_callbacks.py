@@ -103,6 +103,20 @@ def test_watch_an_existing_task(client):
     assert err is None and task.id == tid and len(task.urls) == 2
 
 
+def test_watch_a_task_submitted_by_another_client(sim):
+    """A task this client did not submit (another process, an earlier run) is polled
+    until it ends, even when the first poll finds it still running."""
+    with make_client(sim) as other:
+        tid = other.submit(uniq("elsewhere"), max_images=1, resolution="3K")
+    rec = Recorder()
+    with make_client(sim) as c:
+        c.watch(tid, rec)
+        c.drain(timeout=10)
+    ((task, err),) = rec.calls
+    assert err is None and task.id == tid and task.succeeded
+    assert sim.stats()["polls"][tid] >= 2
+
+
 def test_watch_unknown_task_reports_not_found(client):
     rec = Recorder()
     client.watch("task_0123456789abcdef01234567", rec)

@@ -87,7 +87,23 @@ def test_rate_limited_after_the_retry_budget(sim):
         with pytest.raises(apixo.RateLimitError):
             c.submit(prompt, max_images=1)
     # a 429 is certainly not accepted, so it may be retried: 1 try + 1 retry
-    assert sim.submits(prompt) == 2
+    # (faulted requests are counted as fired faults, not as submits)
+    stats = sim.stats()
+    assert stats["faults"]["fired"].get("status") == 2
+    assert stats["faults"]["queued"][0]["count"] == 3
+
+
+def test_retry_after_is_honoured(sim):
+    """Retry-After is the server's instruction in real seconds: the time scale does not
+    shrink it."""
+    import time
+
+    sim.faults({"kind": "status", "status": 429, "endpoint": "generateTask", "retry_after": 1})
+    with make_client(sim) as c:
+        start = time.monotonic()
+        c.submit(uniq("x"), max_images=1)
+        elapsed = time.monotonic() - start
+    assert elapsed >= 0.9, elapsed
 
 
 def test_server_error_after_the_retry_budget(sim):
