@@ -138,6 +138,21 @@ def test_timeout(client):
         client.wait(tid, timeout=0.01)
 
 
+def test_submit_queue_wait_is_bounded_by_the_timeout(sim):
+    """Past the concurrency cap a blocking submit waits in the local queue, at most the
+    HTTP timeout (the header), then fails with TimeoutError having sent nothing."""
+    import time
+
+    with make_client(sim, max_concurrent_tasks=1, timeout=0.1) as c:
+        c.submit(uniq("holds the only slot"), max_images=1, resolution="3K")
+        prompt = uniq("queued")
+        start = time.monotonic()
+        with pytest.raises(apixo.TimeoutError):
+            c.submit(prompt, max_images=1)
+        assert time.monotonic() - start < 0.3
+    assert sim.submits(prompt) == 0
+
+
 def test_protocol(sim):
     with make_client(sim, max_retries=0) as c:
         tid = c.submit(uniq("x"), max_images=1)
