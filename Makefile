@@ -1,0 +1,113 @@
+# apixo: build, install, test, demo, bench.
+#   make            release libapixo.so (+ header, pkg-config file), the apixo CLI, the C examples
+#   make install    PREFIX=/usr/local (default)
+#   make test       everything CI runs
+#   make demo       simulator + the C example; images land in ./out
+#   make bench      benchmarks (results: BENCHMARKS.md)
+SHELL       := /bin/bash
+PREFIX      ?= /usr/local
+BUILD       := $(CURDIR)/build
+SWIFT       ?= swift
+PYTHON      ?= python3
+CC          ?= cc
+VERSION     := $(shell sed -n 's/^\#define APIXO_VERSION_STRING "\(.*\)"/\1/p' include/apixo.h)
+SYS_PKGS    := libcurl4-openssl-dev libjansson-dev pkg-config valgrind
+RELEASE_DIR  = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
+CFLAGS_TEST := -std=c99 -Wall -Wextra -pedantic -Werror -g -O1 -D_POSIX_C_SOURCE=200809L
+LIB         := $(BUILD)/lib/libapixo.so
+
+.PHONY: all deps lib cli examples install uninstall test test-swift test-sim test-c test-python \
+        test-cli test-header demo bench clean
+
+all: lib cli examples
+
+# Installs the system packages the build needs when they are missing (root or sudo).
+deps:
+	@missing=""; for p in $(SYS_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BUILD)/.swift-release: Package.swift $(shell find Sources -type f) include/apixo.h
+	$(SWIFT) build -c release -Xswiftc -static-stdlib
+	mkdir -p $(BUILD)/lib/pkgconfig $(BUILD)/include $(BUILD)/bin
+	install -m 755 $(RELEASE_DIR)/libapixo.so $(BUILD)/lib/libapixo.so
+	ln -sf libapixo.so $(BUILD)/lib/libapixo.so.0
+	install -m 644 include/apixo.h $(BUILD)/include/apixo.h
+	install -m 755 $(RELEASE_DIR)/apixo-cli $(BUILD)/bin/apixo
+	sed -e 's|@PREFIX@|$(BUILD)|' -e 's|@LIBDIR@|$(BUILD)/lib|' -e 's|@INCLUDEDIR@|$(BUILD)/include|' \
+	    -e 's|@VERSION@|$(VERSION)|' apixo.pc.in > $(BUILD)/lib/pkgconfig/apixo.pc
+	touch $@
+
+lib cli: $(BUILD)/.swift-release
+
+EXAMPLES := $(BUILD)/examples/generate $(BUILD)/examples/callbacks
+examples: $(EXAMPLES)
+$(BUILD)/examples/%: examples/c/%.c $(BUILD)/.swift-release
+	mkdir -p $(BUILD)/examples
+	$(CC) -std=c99 -Wall -Wextra -Werror -O2 -I$(BUILD)/include $< -o $@ \
+	    -L$(BUILD)/lib -Wl,-rpath,$(BUILD)/lib -lapixo -lpthread
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/lib/libapixo.so $(DESTDIR)$(PREFIX)/lib/libapixo.so.$(VERSION)
+	ln -sf libapixo.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libapixo.so.0
+	ln -sf libapixo.so.0 $(DESTDIR)$(PREFIX)/lib/libapixo.so
+	install -m 644 include/apixo.h $(DESTDIR)$(PREFIX)/include/apixo.h
+	install -m 755 $(BUILD)/bin/apixo $(DESTDIR)$(PREFIX)/bin/apixo
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PREFIX)/lib|' -e 's|@INCLUDEDIR@|$(PREFIX)/include|' \
+	    -e 's|@VERSION@|$(VERSION)|' apixo.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/apixo.pc
+	-ldconfig 2>/dev/null || true
+
+uninstall:
+	rm -f $(PREFIX)/lib/libapixo.so* $(PREFIX)/include/apixo.h $(PREFIX)/bin/apixo $(PREFIX)/lib/pkgconfig/apixo.pc
+
+# ---------------------------------------------------------------- tests
+test: deps all test-header test-swift test-sim test-c test-python test-cli
+	@echo "make test: all suites passed"
+
+test-header:
+	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -fsyntax-only -x c include/apixo.h
+	g++ -Wall -Wextra -Werror -fsyntax-only -x c++ include/apixo.h
+
+test-swift:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+test-sim:
+	$(PYTHON) -m pytest -q sim/tests
+
+C_TESTS := $(patsubst Tests/c/%.c,$(BUILD)/tests/%,$(filter-out Tests/c/harness.c,$(wildcard Tests/c/test_*.c)))
+$(BUILD)/tests/%: Tests/c/%.c Tests/c/harness.c Tests/c/harness.h $(BUILD)/.swift-release
+	mkdir -p $(BUILD)/tests
+	$(CC) $(CFLAGS_TEST) -I$(BUILD)/include -ITests/c $< Tests/c/harness.c -o $@ \
+	    $$(PKG_CONFIG_PATH=$(BUILD)/lib/pkgconfig pkg-config --libs apixo) -lcurl -ljansson -lpthread
+
+# journal_host is not a test of its own: test_journal runs it (found beside the test binary).
+C_TEST_HELPERS := $(BUILD)/tests/journal_host
+
+test-c: $(C_TESTS) $(C_TEST_HELPERS)
+	APIXO_SIM="$(CURDIR)/sim/apixo_sim.py" $(PYTHON) Tests/c/run.py $(C_TESTS)
+
+test-python: all
+	cd bindings/python && APIXO_LIBRARY=$(LIB) $(PYTHON) -m pytest -q tests
+
+test-cli: all
+	APIXO_CLI=$(BUILD)/bin/apixo $(PYTHON) -m pytest -q Tests/cli
+
+# Valgrind over the C tests (slow; not part of `make test`).
+test-valgrind: $(C_TESTS) $(C_TEST_HELPERS)
+	APIXO_SIM="$(CURDIR)/sim/apixo_sim.py" APIXO_VALGRIND=1 $(PYTHON) Tests/c/run.py $(C_TESTS)
+
+# ---------------------------------------------------------------- demo and bench
+demo: deps all
+	$(PYTHON) examples/run_with_sim.py -- $(BUILD)/examples/generate --out out "a cozy cyberpunk cafe at dusk"
+	@echo "images are in ./out"
+
+bench: deps all
+	$(PYTHON) bench/run.py
+
+clean:
+	rm -rf $(BUILD) .build

@@ -1,0 +1,487 @@
+/* harness.c: see harness.h. */
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- assertions */
+
+static pthread_mutex_t h_lock = PTHREAD_MUTEX_INITIALIZER;
+static int h_passed = 0;
+static int h_failed = 0;
+static const char *h_current = "";
+
+static void h_fail_line(const char *file, int line, const char *what) {
+  /* apixo_last_error() is per thread: it describes this thread's last failed call. */
+  const char *err = apixo_last_error();
+  fprintf(stdout, "FAIL %s:%d [%s] %s\n     last error: \"%s\"\n", file, line, h_current, what,
+          err ? err : "(NULL!)");
+  fflush(stdout);
+}
+
+int h_check(int ok, const char *file, int line, const char *expr) {
+  pthread_mutex_lock(&h_lock);
+  if (ok) {
+    h_passed++;
+  } else {
+    h_failed++;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "CHECK(%s)", expr);
+    h_fail_line(file, line, buf);
+  }
+  pthread_mutex_unlock(&h_lock);
+  return ok;
+}
+
+int h_check_eq(long long got, long long want, const char *file, int line, const char *expr,
+               const char *want_expr) {
+  int ok = got == want;
+  pthread_mutex_lock(&h_lock);
+  if (ok) {
+    h_passed++;
+  } else {
+    h_failed++;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s == %s: got %lld, want %lld", expr, want_expr, got, want);
+    h_fail_line(file, line, buf);
+  }
+  pthread_mutex_unlock(&h_lock);
+  return ok;
+}
+
+int h_check_code(int got, int want, const char *file, int line, const char *expr) {
+  int ok = got == want;
+  pthread_mutex_lock(&h_lock);
+  if (ok) {
+    h_passed++;
+  } else {
+    h_failed++;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s: got %s (%d), want %s (%d)", expr,
+             apixo_code_name((apixo_code)got), got, apixo_code_name((apixo_code)want), want);
+    h_fail_line(file, line, buf);
+  }
+  pthread_mutex_unlock(&h_lock);
+  return ok;
+}
+
+int h_check_str(const char *got, const char *want, const char *file, int line, const char *expr) {
+  int ok = (got == NULL && want == NULL) || (got != NULL && want != NULL && strcmp(got, want) == 0);
+  pthread_mutex_lock(&h_lock);
+  if (ok) {
+    h_passed++;
+  } else {
+    h_failed++;
+    size_t n = (got ? strlen(got) : 8) + (want ? strlen(want) : 8) + strlen(expr) + 64;
+    char *buf = malloc(n);
+    if (buf) {
+      snprintf(buf, n, "%s: got %s%s%s, want %s%s%s", expr, got ? "\"" : "", got ? got : "NULL",
+               got ? "\"" : "", want ? "\"" : "", want ? want : "NULL", want ? "\"" : "");
+      h_fail_line(file, line, buf);
+      free(buf);
+    }
+  }
+  pthread_mutex_unlock(&h_lock);
+  return ok;
+}
+
+int h_check_contains(const char *hay, const char *needle, const char *file, int line,
+                     const char *expr) {
+  int ok = hay != NULL && needle != NULL && strstr(hay, needle) != NULL;
+  pthread_mutex_lock(&h_lock);
+  if (ok) {
+    h_passed++;
+  } else {
+    h_failed++;
+    size_t n = (hay ? strlen(hay) : 8) + (needle ? strlen(needle) : 8) + strlen(expr) + 64;
+    char *buf = malloc(n);
+    if (buf) {
+      snprintf(buf, n, "%s = \"%s\" does not contain \"%s\"", expr, hay ? hay : "(NULL)",
+               needle ? needle : "(NULL)");
+      h_fail_line(file, line, buf);
+      free(buf);
+    }
+  }
+  pthread_mutex_unlock(&h_lock);
+  return ok;
+}
+
+void h_note(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  pthread_mutex_lock(&h_lock);
+  fputs("     note: ", stdout);
+  vfprintf(stdout, fmt, ap);
+  fputc('\n', stdout);
+  fflush(stdout);
+  pthread_mutex_unlock(&h_lock);
+  va_end(ap);
+}
+
+void h_run(const char *name, void (*fn)(void)) {
+  pthread_mutex_lock(&h_lock);
+  int failed_before = h_failed;
+  h_current = name;
+  pthread_mutex_unlock(&h_lock);
+  printf("== %s\n", name);
+  fflush(stdout);
+  double t0 = h_now();
+  fn();
+  pthread_mutex_lock(&h_lock);
+  int failed = h_failed - failed_before;
+  pthread_mutex_unlock(&h_lock);
+  printf("   %s %s (%.2f s)\n", failed ? "FAILED" : "ok", name, h_now() - t0);
+  fflush(stdout);
+}
+
+void h_init(void) {
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int h_finish(void) {
+  curl_global_cleanup();
+  pthread_mutex_lock(&h_lock);
+  int p = h_passed, f = h_failed;
+  pthread_mutex_unlock(&h_lock);
+  printf("%d passed, %d failed\n", p, f);
+  fflush(stdout);
+  return f ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- environment and time */
+
+static const char *env_or(const char *name, const char *dflt) {
+  const char *v = getenv(name);
+  return v && *v ? v : dflt;
+}
+
+const char *h_base_url(void) { return env_or("APIXO_BASE_URL", "http://127.0.0.1:8080/api/v1"); }
+const char *h_api_key(void) { return env_or("APIXO_API_KEY", "sk-sim"); }
+const char *h_sim_url(void) { return env_or("APIXO_SIM_URL", "http://127.0.0.1:8080"); }
+double h_time_scale(void) { return atof(env_or("APIXO_TIME_SCALE", "0.01")); }
+int h_slow(void) {
+  const char *v = getenv("APIXO_VALGRIND");
+  return v && *v && strcmp(v, "0") != 0 ? 8 : 1;
+}
+
+double h_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int64_t h_wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void h_sleep_ms(long ms) {
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (ms % 1000) * 1000000L;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+apixo_options *h_options(void) {
+  apixo_options *o = apixo_options_new();
+  if (!CHECK(o != NULL)) return NULL;
+  CHECK_CODE(apixo_options_set_base_url(o, h_base_url()), APIXO_OK);
+  CHECK_CODE(apixo_options_set_api_key(o, h_api_key()), APIXO_OK);
+  CHECK_CODE(apixo_options_set_time_scale(o, h_time_scale()), APIXO_OK);
+  return o;
+}
+
+apixo_client *h_client_with(apixo_options *opts) {
+  apixo_client *c = NULL;
+  if (!CHECK_CODE(apixo_client_new(opts, &c), APIXO_OK)) return NULL;
+  CHECK(c != NULL);
+  return c;
+}
+
+apixo_client *h_client(void) {
+  apixo_options *o = h_options();
+  apixo_client *c = h_client_with(o);
+  apixo_options_free(o);
+  return c;
+}
+
+apixo_request *h_request(const char *prompt, int max_images) {
+  apixo_request *r = apixo_request_new("seedream-5-0");
+  if (!CHECK(r != NULL)) return NULL;
+  if (prompt) CHECK_CODE(apixo_request_set_prompt(r, prompt), APIXO_OK);
+  if (max_images) CHECK_CODE(apixo_request_set_max_images(r, max_images), APIXO_OK);
+  CHECK_CODE(apixo_request_set_resolution(r, "2K"), APIXO_OK);
+  return r;
+}
+
+const char *h_unique_prompt(char *buf, size_t size, const char *prefix) {
+  static int counter = 0;
+  pthread_mutex_lock(&h_lock);
+  int n = ++counter;
+  pthread_mutex_unlock(&h_lock);
+  snprintf(buf, size, "%s %ld-%d-%lld", prefix, (long)getpid(), n, (long long)h_wall_ms());
+  return buf;
+}
+
+char *h_tempdir(const char *prefix) {
+  const char *base = env_or("TMPDIR", "/tmp");
+  size_t n = strlen(base) + strlen(prefix) + 16;
+  char *p = malloc(n);
+  if (!p) return NULL;
+  snprintf(p, n, "%s/%s-XXXXXX", base, prefix);
+  if (!mkdtemp(p)) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+void h_rmtree(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    chmod(path, 0755);
+    DIR *d = opendir(path);
+    if (d) {
+      struct dirent *e;
+      while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        size_t n = strlen(path) + strlen(e->d_name) + 2;
+        char *child = malloc(n);
+        if (!child) continue;
+        snprintf(child, n, "%s/%s", path, e->d_name);
+        h_rmtree(child);
+        free(child);
+      }
+      closedir(d);
+    }
+    rmdir(path);
+  } else {
+    unlink(path);
+  }
+}
+
+/* ---------------------------------------------------------------- simulator hooks */
+
+struct buf {
+  char *data;
+  size_t len;
+};
+
+static size_t collect(char *ptr, size_t size, size_t n, void *ud) {
+  struct buf *b = ud;
+  size_t add = size * n;
+  char *p = realloc(b->data, b->len + add + 1);
+  if (!p) return 0;
+  memcpy(p + b->len, ptr, add);
+  b->data = p;
+  b->len += add;
+  b->data[b->len] = 0;
+  return add;
+}
+
+json_t *sim_call(const char *method, const char *path, const char *body, long *status) {
+  CURL *h = curl_easy_init();
+  if (!h) return NULL;
+  size_t n = strlen(h_sim_url()) + strlen(path) + 1;
+  char *url = malloc(n);
+  if (!url) {
+    curl_easy_cleanup(h);
+    return NULL;
+  }
+  snprintf(url, n, "%s%s", h_sim_url(), path);
+  struct buf b = {NULL, 0};
+  struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 20000L);
+  curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
+  if (body) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+  } else if (!strcmp(method, "POST")) {
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+  }
+  CURLcode rc = curl_easy_perform(h);
+  long st = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
+  if (status) *status = st;
+  json_t *out = NULL;
+  if (rc == CURLE_OK && b.data) {
+    json_error_t err;
+    out = json_loadb(b.data, b.len, 0, &err);
+  } else {
+    fprintf(stdout, "sim_call %s %s: %s\n", method, path, curl_easy_strerror(rc));
+  }
+  free(b.data);
+  free(url);
+  curl_slist_free_all(hdrs);
+  curl_easy_cleanup(h);
+  return out;
+}
+
+static int sim_ok(const char *method, const char *path, const char *body) {
+  long st = 0;
+  json_t *j = sim_call(method, path, body, &st);
+  int ok = j != NULL && st == 200;
+  if (!ok) {
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    fprintf(stdout, "sim %s %s -> HTTP %ld %s\n", method, path, st, text ? text : "");
+    free(text);
+  }
+  json_decref(j);
+  return ok ? 0 : -1;
+}
+
+int sim_reset(void) { return sim_ok("POST", "/_sim/reset", NULL); }
+int sim_fault(const char *json) { return sim_ok("POST", "/_sim/faults", json); }
+int sim_clear_faults(void) { return sim_ok("DELETE", "/_sim/faults", NULL); }
+int sim_config(const char *json) { return sim_ok("POST", "/_sim/config", json); }
+int sim_default_config(void) { return sim_config("{\"rpm\":60,\"concurrency\":10}"); }
+
+json_t *sim_stats(void) {
+  long st = 0;
+  json_t *j = sim_call("GET", "/_sim/stats", NULL, &st);
+  if (!j) return NULL;
+  json_t *data = json_object_get(j, "data");
+  if (data) json_incref(data);
+  json_decref(j);
+  return data;
+}
+
+long long stats_int(json_t *stats, const char *path) {
+  if (!stats) return 0;
+  char key[256];
+  json_t *cur = stats;
+  const char *p = path;
+  while (cur && *p) {
+    const char *dot = strchr(p, '.');
+    size_t n = dot ? (size_t)(dot - p) : strlen(p);
+    if (n >= sizeof key) return 0;
+    memcpy(key, p, n);
+    key[n] = 0;
+    cur = json_object_get(cur, key);
+    p = dot ? dot + 1 : p + n;
+  }
+  if (!cur) return 0;
+  if (json_is_integer(cur)) return (long long)json_integer_value(cur);
+  if (json_is_real(cur)) return (long long)json_real_value(cur);
+  if (json_is_true(cur)) return 1;
+  return 0;
+}
+
+long long stats_prompt(json_t *stats, const char *which, const char *prompt) {
+  if (!stats) return 0;
+  const char *field = !strcmp(which, "tasks") ? "tasks_by_prompt" : "submits_by_prompt";
+  json_t *m = json_object_get(stats, field);
+  json_t *v = m ? json_object_get(m, prompt) : NULL;
+  return v && json_is_integer(v) ? (long long)json_integer_value(v) : 0;
+}
+
+long long stats_requests(json_t *stats, const char *endpoint) {
+  json_t *req = stats ? json_object_get(stats, "requests") : NULL;
+  json_t *ep = req ? json_object_get(req, endpoint) : NULL;
+  if (!ep) return 0;
+  long long sum = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(ep, k, v) {
+    (void)k;
+    if (json_is_integer(v)) sum += (long long)json_integer_value(v);
+  }
+  return sum;
+}
+
+/* ---------------------------------------------------------------- small helpers */
+
+char *h_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t cap = 4096, n = 0;
+  char *data = malloc(cap + 1);
+  while (data) {
+    size_t got = fread(data + n, 1, cap - n, f);
+    n += got;
+    if (n < cap) break;
+    cap *= 2;
+    char *p = realloc(data, cap + 1);
+    if (!p) {
+      free(data);
+      data = NULL;
+    } else {
+      data = p;
+    }
+  }
+  fclose(f);
+  if (!data) return NULL;
+  data[n] = 0;
+  if (len) *len = n;
+  return data;
+}
+
+int h_file_exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+int h_count_entries(const char *dir, const char *needle) {
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    if (strstr(e->d_name, needle)) n++;
+  }
+  closedir(d);
+  return n;
+}
+
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void h_slots_lock(void) { pthread_mutex_lock(&slots_lock); }
+void h_slots_unlock(void) { pthread_mutex_unlock(&slots_lock); }
+
+void h_slot_cb(apixo_code code, const apixo_task *task, void *user_data) {
+  h_slot *s = user_data;
+  const char *msg = code != APIXO_OK ? apixo_last_error() : "";
+  pthread_mutex_lock(&slots_lock);
+  s->fired++;
+  s->code = (int)code;
+  s->has_task = task != NULL;
+  s->state = (int)apixo_task_state(task);
+  s->thread = pthread_self();
+  snprintf(s->id, sizeof s->id, "%s", task && apixo_task_id(task) ? apixo_task_id(task) : "");
+  snprintf(s->tag, sizeof s->tag, "%s", task && apixo_task_tag(task) ? apixo_task_tag(task) : "");
+  snprintf(s->message, sizeof s->message, "%s", msg ? msg : "(NULL)");
+  pthread_mutex_unlock(&slots_lock);
+}
+
+int h_wait_slots(h_slot *slots, int n, double seconds) {
+  double deadline = h_now() + seconds * h_slow();
+  for (;;) {
+    int done = 1;
+    pthread_mutex_lock(&slots_lock);
+    for (int i = 0; i < n; i++)
+      if (slots[i].fired == 0) done = 0;
+    pthread_mutex_unlock(&slots_lock);
+    if (done) return 1;
+    if (h_now() > deadline) return 0;
+    h_sleep_ms(5);
+  }
+}
