@@ -626,12 +626,14 @@ apixo_code apixo_generate(apixo_client *c, const apixo_request *req, long timeou
 /*
  * Called exactly once per tracked task, on the client's dispatcher thread,
  * one callback at a time. `task` is borrowed for the duration of the call
- * (apixo_task_copy to keep it), NULL when no status exists (e.g. the submit
- * itself failed). `code` is:
+ * (apixo_task_copy to keep it). When no status was ever received the task is
+ * a stand-in in state pending that carries what is known: for a submit that
+ * failed or was never answered, id "" with the model and tag; for a watched
+ * task, its id. NULL only when nothing at all is known. `code` is:
  *   APIXO_OK                  the task succeeded
  *   APIXO_ERR_TASK_FAILED     the task failed (see apixo_task_fail_code)
  *   APIXO_ERR_CANCELLED       apixo_cancel stopped tracking it
- *   APIXO_ERR_CLOSED          the client was freed first (task = last snapshot or NULL)
+ *   APIXO_ERR_CLOSED          the client was freed first (task = last snapshot or stand-in)
  *   or the error that ended tracking, e.g. APIXO_ERR_UNAUTHORIZED,
  *   APIXO_ERR_NOT_FOUND, APIXO_ERR_RATE_LIMITED, APIXO_ERR_NETWORK,
  *   APIXO_ERR_INDETERMINATE (see apixo_resume).
@@ -649,7 +651,7 @@ typedef void (*apixo_task_callback)(apixo_code code, const apixo_task *task, voi
  * Validates req and queues its submission; returns at once. The submit and
  * the tracking happen on the engine thread; cb(code, task, user_data) fires
  * exactly once when the task is terminal or tracking ends (a submit error
- * fires it with task NULL). With a journal, the intent is written before the
+ * fires it with a stand-in task: id "", the request's model and tag). With a journal, the intent is written before the
  * POST and the task id before tracking continues.
  * Errors (cb will then NOT fire): APIXO_ERR_INVALID_ARGUMENT (c, req or cb
  * NULL; validation), APIXO_ERR_CLOSED (the client is closing),

@@ -104,11 +104,12 @@ extension Client {
         pump()
     }
 
+    /// Queues a GET. The caller pumps once it has stored the handle: a GET due now is sent
+    /// by that pump, and its completion may already need the handle.
     func enqueueGet(after delay: Double, drop: (() -> Void)? = nil, _ send: @escaping () -> Void) -> Outgoing {
         outgoingSeq += 1
         let o = Outgoing(due: clock.now + delay, seq: outgoingSeq, send: send, drop: drop)
         getQueue.push(o)
-        pump()
         return o
     }
 
@@ -233,12 +234,11 @@ extension Client {
         }
         ps.onAccepted?(.failure(e))
         if let (_, cb) = ps.callback {
-            let task = e.code == .indeterminate ? indeterminateSnapshot(ps) : nil
-            deliver(cb, Outcome(code: e.code, task: task, message: e.message), journalSeq: seq)
+            deliver(cb, Outcome(code: e.code, task: indeterminateSnapshot(ps), message: e.message), journalSeq: seq)
         }
     }
 
-    /// What is known of a submit whose answer was lost: no id, its model and tag.
+    /// What is known of a submit that has no task id: its model and tag.
     func indeterminateSnapshot(_ ps: PendingSubmit) -> TaskSnapshot {
         TaskSnapshot(id: "", model: ps.request.model, state: .pending, tag: ps.request.tag)
     }
@@ -317,6 +317,7 @@ extension Client {
                 handlePoll(t, result)
             }
         }
+        pump()
     }
 
     func releaseSlot(_ t: TrackedTask) {
@@ -536,6 +537,7 @@ extension Client {
             completion(.failure(ApixoError(.closed, "the client is closed")))
             return
         }
+        defer { pump() }
         _ = enqueueGet(after: 0, drop: { completion(.failure(ApixoError(.closed, "the client is closed"))) }) { [self] in
             sendStatus(model: model, taskId: taskId) { [self] result in
                 switch result {
@@ -583,7 +585,8 @@ extension Client {
             let listeners = t.listeners
             t.listeners.removeAll()
             for l in listeners {
-                let o = Outcome(code: .closed, task: t.snapshot ?? closed.task, message: closed.message)
+                let o = Outcome(code: .closed, task: t.snapshot ?? TaskSnapshot(id: t.id, model: t.model, state: .pending, tag: t.tag),
+                                message: closed.message)
                 switch l {
                 case .callback(_, let cb): deliver(cb, o, journalSeq: nil)
                 case .waiter(_, let w): w.fulfill(o)

@@ -96,6 +96,12 @@ public struct Request: Equatable {
         requestType = "callback"
     }
 
+    /// Removes the webhook URL; request_type becomes "async" again.
+    public mutating func clearCallbackURL() {
+        callbackURL = nil
+        requestType = "async"
+    }
+
     /// Sets the caller's tag (kept in the journal, never sent). At most 1024 bytes.
     public mutating func setTag(_ t: String?) throws {
         if let t, t.utf8.count > 1024 || t.utf8.contains(0) {

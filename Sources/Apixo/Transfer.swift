@@ -166,10 +166,11 @@ final class Transfer {
 }
 
 extension Substring {
+    /// Without leading and trailing white space ("\r\n" is one Character, also white space).
     func trimmingSpaces() -> String {
         var s = self
-        while let f = s.first, f == " " || f == "\t" || f == "\r" || f == "\n" { s = s.dropFirst() }
-        while let l = s.last, l == " " || l == "\t" || l == "\r" || l == "\n" { s = s.dropLast() }
+        while let f = s.first, f.isWhitespace { s = s.dropFirst() }
+        while let l = s.last, l.isWhitespace { s = s.dropLast() }
         return String(s)
     }
 }

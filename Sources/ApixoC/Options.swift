@@ -13,12 +13,18 @@ private func withOptions(_ o: OpaquePointer?, _ body: (OptionsBox) throws -> Voi
 
 @_cdecl("apixo_options_set_api_key")
 public func apixo_options_set_api_key(_ o: OpaquePointer?, _ key: UnsafePointer<CChar>?) -> Int32 {
-    withOptions(o) { try $0.options.setAPIKey(try string(key, "key")) }
+    withOptions(o) { box in
+        guard let key else { box.options.apiKey = nil; return }  // NULL: back to APIXO_API_KEY
+        try box.options.setAPIKey(String(cString: key))
+    }
 }
 
 @_cdecl("apixo_options_set_base_url")
 public func apixo_options_set_base_url(_ o: OpaquePointer?, _ url: UnsafePointer<CChar>?) -> Int32 {
-    withOptions(o) { try $0.options.setBaseURL(try string(url, "url")) }
+    withOptions(o) { box in
+        guard let url else { box.options.baseURL = nil; return }  // NULL: back to APIXO_BASE_URL
+        try box.options.setBaseURL(String(cString: url))
+    }
 }
 
 @_cdecl("apixo_options_set_timeout_ms")

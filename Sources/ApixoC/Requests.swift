@@ -97,7 +97,10 @@ public func apixo_request_set_provider(_ r: OpaquePointer?, _ v: UnsafePointer<C
 
 @_cdecl("apixo_request_set_callback_url")
 public func apixo_request_set_callback_url(_ r: OpaquePointer?, _ v: UnsafePointer<CChar>?) -> Int32 {
-    setString(r, v, "url") { try $0.setCallbackURL($1) }
+    withRequest(r) { req in
+        guard let v else { req.clearCallbackURL(); return }  // NULL: back to request_type "async"
+        try req.setCallbackURL(String(cString: v))
+    }
 }
 
 @_cdecl("apixo_request_set_input_json")

@@ -1,0 +1,299 @@
+import Apixo
+import Glibc
+
+// MARK: exit codes
+
+/// The process exit codes of `apixo`, documented in `apixo --help` and Sources/apixo/README.md.
+enum ExitStatus {
+    static let ok: Int32 = 0
+    static let unexpected: Int32 = 1
+    static let badInput: Int32 = 2
+    static let auth: Int32 = 3
+    static let rateLimited: Int32 = 4
+    static let taskFailed: Int32 = 5
+    static let network: Int32 = 6
+    static let indeterminate: Int32 = 7
+    static let localIO: Int32 = 8
+    static let interrupted: Int32 = 130
+    static let terminated: Int32 = 143
+
+    /// The exit code for a library result code.
+    static func forCode(_ code: ApixoCode) -> Int32 {
+        switch code {
+        case .ok: return ok
+        case .invalidArgument, .badRequest, .notFound: return badInput
+        case .unauthorized, .paymentRequired, .forbidden: return auth
+        case .rateLimited: return rateLimited
+        case .taskFailed: return taskFailed
+        case .server, .network, .timeout, .protocol: return network
+        case .indeterminate: return indeterminate
+        case .io: return localIO
+        case .cancelled, .closed, .noMemory: return unexpected
+        }
+    }
+
+    /// The table shown by `apixo --help`.
+    static let table = """
+        EXIT CODES
+          0    success
+          1    unexpected error
+          2    bad input: usage, invalid option or request (400),
+               unknown task or model (404)
+          3    authentication, permission or payment (401, 402, 403),
+               or no API key
+          4    rate limited (429) after the retry budget
+          5    a task failed (state "failed"; see its fail code)
+          6    network, server (5xx), timeout or malformed answer
+          7    indeterminate: a submit was sent but its answer was lost;
+               the task may exist and was not resubmitted
+          8    local file error (output directory, results, journal)
+          130  interrupted (SIGINT); 143 terminated (SIGTERM)
+        """
+}
+
+/// A failure that ends the command with an exit code and a one-line message.
+struct CLIFailure: Error {
+    let status: Int32
+    let message: String
+    /// The library code behind it, for --json output.
+    var code: ApixoCode?
+
+    init(_ status: Int32, _ message: String, code: ApixoCode? = nil) {
+        self.status = status
+        self.message = message
+        self.code = code
+    }
+
+    init(_ e: ApixoError) {
+        self.init(ExitStatus.forCode(e.code), e.message, code: e.code)
+    }
+}
+
+// MARK: output
+
+/// Writes all of `s` to a file descriptor, unbuffered.
+func writeFD(_ fd: Int32, _ s: String) {
+    let bytes = Array(s.utf8)
+    var off = 0
+    while off < bytes.count {
+        let n = bytes[off...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return
+        }
+        off += n
+    }
+}
+
+/// Where a command's output goes: results to stdout, progress and diagnostics to stderr.
+/// On a terminal stderr carries one live line that is redrawn in place.
+final class Console {
+    let json: Bool
+    let quiet: Bool
+    let stderrIsTTY: Bool
+    private let lock = Lock()
+    private var liveShown = false
+
+    init(json: Bool, quiet: Bool) {
+        self.json = json
+        self.quiet = quiet
+        stderrIsTTY = isatty(2) == 1 && (getenv("TERM").map { String(cString: $0) } ?? "") != "dumb"
+    }
+
+    /// A result line on stdout.
+    func result(_ s: String) {
+        lock.with {
+            clearLiveLocked()
+            writeFD(1, s + "\n")
+        }
+    }
+
+    /// A JSON value on stdout (one line).
+    func resultJSON(_ v: JSON) {
+        result(v.serialized())
+    }
+
+    /// A diagnostic line on stderr (shown even with --quiet when `always`).
+    func note(_ s: String, always: Bool = false) {
+        if quiet && !always { return }
+        lock.with {
+            clearLiveLocked()
+            writeFD(2, s + "\n")
+        }
+    }
+
+    func error(_ s: String) {
+        note("apixo: error: " + s, always: true)
+    }
+
+    /// Redraws the live progress line (terminal only; nothing otherwise).
+    func live(_ s: String) {
+        guard stderrIsTTY, !quiet else { return }
+        let width = Console.terminalWidth()
+        var line = s
+        if line.count > width - 1 { line = String(line.prefix(max(0, width - 2))) + "…" }
+        lock.with {
+            writeFD(2, "\r\u{1b}[K" + line)
+            liveShown = true
+        }
+    }
+
+    func clearLive() {
+        lock.with { clearLiveLocked() }
+    }
+
+    private func clearLiveLocked() {
+        if liveShown {
+            writeFD(2, "\r\u{1b}[K")
+            liveShown = false
+        }
+    }
+
+    static func terminalWidth() -> Int {
+        var ws = winsize()
+        if ioctl(2, UInt(TIOCGWINSZ), &ws) == 0, ws.ws_col > 10 { return Int(ws.ws_col) }
+        return 80
+    }
+}
+
+// MARK: formatting
+
+/// "0.4s", "12.3s", "3m05s".
+func formatSeconds(_ s: Double) -> String {
+    let s = max(0, s)
+    if s < 60 { return oneDecimal(s) + "s" }
+    let m = Int(s) / 60
+    return "\(m)m" + twoDigits(Int(s) % 60) + "s"
+}
+
+func twoDigits(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+
+/// One decimal: "18.2".
+func oneDecimal(_ x: Double) -> String {
+    let t = Int((x * 10).rounded())
+    return "\(t / 10).\(abs(t % 10))"
+}
+
+/// FNV-1a 64-bit, hex: a stable short hash of a batch line.
+func fnv1a64(_ s: String) -> String {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in s.utf8 {
+        h ^= UInt64(b)
+        h = h &* 0x100_0000_01b3
+    }
+    var hex = String(h, radix: 16)
+    while hex.utf8.count < 16 { hex = "0" + hex }
+    return hex
+}
+
+// MARK: threads and locks
+
+/// A pthread mutex.
+final class Lock {
+    fileprivate let raw: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        raw = .allocate(capacity: 1)
+        raw.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(raw, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(raw)
+        raw.deallocate()
+    }
+
+    @discardableResult
+    func with<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(raw)
+        defer { pthread_mutex_unlock(raw) }
+        return try body()
+    }
+}
+
+/// A condition variable used with one `Lock` (inside `lock.with`).
+final class Cond {
+    private let raw: UnsafeMutablePointer<pthread_cond_t>
+
+    init() {
+        raw = .allocate(capacity: 1)
+        raw.initialize(to: pthread_cond_t())
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(raw, &attr)
+        pthread_condattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_cond_destroy(raw)
+        raw.deallocate()
+    }
+
+    func broadcast() { pthread_cond_broadcast(raw) }
+
+    /// Waits at most `seconds`; call with `lock` held.
+    func wait(_ lock: Lock, seconds: Double) {
+        let deadline = monotonicSeconds() + seconds
+        var ts = timespec()
+        ts.tv_sec = Int(deadline.rounded(.down))
+        ts.tv_nsec = Int((deadline - deadline.rounded(.down)) * 1e9)
+        pthread_cond_timedwait(raw, lock.raw, &ts)
+    }
+}
+
+private final class ThreadBox {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// Starts a joinable thread running `body`.
+func startThread(_ body: @escaping () -> Void) -> pthread_t {
+    var t = pthread_t()
+    let box = Unmanaged.passRetained(ThreadBox(body)).toOpaque()
+    let rc = pthread_create(&t, nil, { arg in
+        let b = Unmanaged<ThreadBox>.fromOpaque(arg!).takeRetainedValue()
+        b.body()
+        return nil
+    }, box)
+    precondition(rc == 0, "pthread_create failed")
+    return t
+}
+
+func sleepSeconds(_ s: Double) {
+    var ts = timespec(tv_sec: Int(s), tv_nsec: Int((s - s.rounded(.down)) * 1e9))
+    nanosleep(&ts, nil)
+}
+
+// MARK: signals
+
+/// SIGINT / SIGTERM: the first one asks the command to stop cleanly (it polls `Signals.received`);
+/// a second one ends the process at once.
+enum Signals {
+    private static var installed = false
+
+    static func install() {
+        guard !installed else { return }
+        installed = true
+        signalReceived = 0
+        var sa = sigaction()
+        sa.__sigaction_handler.sa_handler = { sig in
+            if signalReceived != 0 { _exit(sig == SIGTERM ? 143 : 130) }
+            signalReceived = sig
+        }
+        sigemptyset(&sa.sa_mask)
+        sa.sa_flags = 0
+        sigaction(SIGINT, &sa, nil)
+        sigaction(SIGTERM, &sa, nil)
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// The first signal received, or 0.
+    static var received: Int32 { signalReceived }
+
+    /// The exit code for the received signal.
+    static var exitStatus: Int32 { signalReceived == SIGTERM ? ExitStatus.terminated : ExitStatus.interrupted }
+}
+
+/// Written only by the signal handler (one aligned word).
+nonisolated(unsafe) private var signalReceived: Int32 = 0

@@ -1,0 +1,132 @@
+import Foundation
+import XCTest
+@testable import Apixo
+
+/// A simulator process for one test case (Foundation is fine in tests; the library has none).
+final class Simulator {
+    let process = Process()
+    let base: String
+
+    init(extra: [String] = []) throws {
+        var root = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { root.deleteLastPathComponent() }
+        let out = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", root.appendingPathComponent("sim/apixo_sim.py").path, "--port", "0",
+                             "--time-scale", "0.01", "--small-images", "--seed", "3"] + extra
+        process.standardOutput = out
+        try process.run()
+        var line = Data()
+        while true {
+            let b = out.fileHandleForReading.readData(ofLength: 1)
+            if b.isEmpty || b == Data([10]) { break }
+            line.append(b)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let r = text.range(of: "listening on ") else { throw ApixoError(.network, "sim did not start: \(text)") }
+        base = String(text[r.upperBound...])
+    }
+
+    deinit {
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    func stats() throws -> [String: Any] {
+        // Foundation on Linux has no http: loader without FoundationNetworking; ask python.
+        let p = Process()
+        let out = Pipe()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import sys,urllib.request;sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())",
+                       base + "/_sim/stats"]
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let env = try JSONSerialization.jsonObject(with: data) as! [String: Any]
+        return env["data"] as? [String: Any] ?? env
+    }
+
+    func client(rpm: Int = 60, tasks: Int = 10, key: String = "sk-sim") throws -> Client {
+        var o = ClientOptions()
+        o.apiKey = key
+        o.baseURL = base + "/api/v1"
+        o.timeScale = 0.01
+        o.requestsPerMinute = rpm
+        o.maxConcurrentTasks = tasks
+        return try Client(options: o)
+    }
+}
+
+final class SimulatorTests: XCTestCase {
+    func testGenerateDownloadsRealImages() throws {
+        let sim = try Simulator()
+        let client = try sim.client()
+        defer { client.close() }
+        var r = try Request()
+        try r.setPrompt("a cozy cyberpunk cafe")
+        try r.setMaxImages(2)
+        try r.setOutputFormat("png")
+        let task = try client.generate(r, timeoutMs: 20_000)
+        XCTAssertEqual(task.state, .success)
+        XCTAssertEqual(task.resultURLs.count, 2)
+        XCTAssertGreaterThan(task.completeTimeMs, task.createTimeMs)
+        let dir = NSTemporaryDirectory() + "apixo-swift-\(getpid())"
+        let paths = try client.downloadResults(task, to: dir)
+        XCTAssertEqual(paths, [dir + "/\(task.id)-1.png", dir + "/\(task.id)-2.png"])
+        let head = try Data(contentsOf: URL(fileURLWithPath: paths[0])).prefix(8)
+        XCTAssertEqual(Array(head), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    func testFailedTaskAndBadKey() throws {
+        let sim = try Simulator()
+        let client = try sim.client()
+        var r = try Request()
+        try r.setPrompt("[fail:CONTENT_VIOLATION] something")
+        try r.setMaxImages(1)
+        XCTAssertThrowsError(try client.generate(r, timeoutMs: 20_000)) { e in
+            let e = e as! ApixoError
+            XCTAssertEqual(e.code, .taskFailed)
+            XCTAssertEqual(e.task?.failCode, "CONTENT_VIOLATION")
+        }
+        client.close()
+        let bad = try sim.client(key: "sk-wrong")
+        defer { bad.close() }
+        XCTAssertThrowsError(try bad.submit(r)) { XCTAssertEqual(($0 as! ApixoError).code, .unauthorized) }
+        XCTAssertThrowsError(try bad.status(taskId: "task_x")) { XCTAssertEqual(($0 as! ApixoError).code, .unauthorized) }
+    }
+
+    /// Thirty callbacks under the account's default limits: no 429, one submit per task,
+    /// one callback per task, and a waiter on a tracked task adds no polls of its own.
+    func testAsyncRunStaysInsideTheLimits() throws {
+        let sim = try Simulator()
+        let client = try sim.client()
+        defer { client.close() }
+        let lock = NSLock()
+        var fired: [String: Int] = [:]
+        var ids: [String] = []
+        for i in 0..<30 {
+            var r = try Request()
+            try r.setPrompt("swift async \(i)")
+            try r.setMaxImages(1)
+            try client.submitAsync(r) { code, task, message in
+                XCTAssertEqual(code, .ok, message)
+                lock.lock()
+                fired["swift async \(i)", default: 0] += 1
+                if let id = task?.id { ids.append(id) }
+                lock.unlock()
+            }
+        }
+        try client.drain(timeoutMs: 60_000)
+        XCTAssertEqual(fired.count, 30)
+        XCTAssertTrue(fired.values.allSatisfy { $0 == 1 })
+        let s = try sim.stats()
+        XCTAssertEqual((s["rate_limited"] as! [String: Any])["total"] as! Int, 0)
+        let submits = s["submits_by_prompt"] as! [String: Int]
+        for i in 0..<30 { XCTAssertEqual(submits["swift async \(i)"], 1) }
+        XCTAssertLessThanOrEqual(s["peak_concurrent_tasks"] as! Int, 10)
+        let polls = s["polls_total"] as! Int
+        XCTAssertLessThan(Double(polls) / 30, 4, "polls per task")
+    }
+}
