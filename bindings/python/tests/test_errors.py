@@ -138,19 +138,24 @@ def test_timeout(client):
         client.wait(tid, timeout=0.01)
 
 
-def test_submit_queue_wait_is_bounded_by_the_timeout(sim):
-    """Past the concurrency cap a blocking submit waits in the local queue, at most the
-    HTTP timeout (the header), then fails with TimeoutError having sent nothing."""
+def test_queued_submit_waits_for_a_slot_and_generate_bounds_it(sim):
+    """Past the concurrency cap a blocking submit waits in the local queue until a slot frees
+    (the header); generate's deadline covers that queue and then fails having sent nothing."""
     import time
 
-    with make_client(sim, max_concurrent_tasks=1, timeout=0.1) as c:
-        c.submit(uniq("holds the only slot"), max_images=1, resolution="3K")
+    with make_client(sim, max_concurrent_tasks=1) as c:
+        first = c.submit(uniq("holds the only slot"), max_images=1, resolution="3K")
         prompt = uniq("queued")
-        start = time.monotonic()
         with pytest.raises(apixo.TimeoutError):
-            c.submit(prompt, max_images=1)
-        assert time.monotonic() - start < 0.3
-    assert sim.submits(prompt) == 0
+            c.generate(prompt, max_images=1, timeout=0.05)
+        assert sim.submits(prompt) == 0
+        # The slot frees when the first task is seen terminal (or has run as long as one would).
+        c.wait(first, timeout=30)
+        start = time.monotonic()
+        second = c.submit(prompt, max_images=1)
+        assert time.monotonic() - start < 5
+        assert second
+    assert sim.submits(prompt) == 1
 
 
 def test_protocol(sim):
