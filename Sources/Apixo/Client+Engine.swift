@@ -417,7 +417,10 @@ extension Client {
         }
     }
 
-    func addListener(taskId: String, model: String, tag: String?, _ l: Listener, journalSeq: Int64?) {
+    /// `holdsSlot`: the task is known to have been submitted by this account and may still
+    /// run (a journal entry from an earlier run), so it counts toward the concurrency cap.
+    func addListener(taskId: String, model: String, tag: String?, _ l: Listener, journalSeq: Int64?,
+                     holdsSlot: Bool = false) {
         if shutDown {
             notify(l, Outcome(code: .closed, task: nil, message: "the client is closed"), journalSeq: journalSeq)
             return
@@ -444,6 +447,10 @@ extension Client {
                             startedAt: clock.now)
         t.journalSeq = journalSeq
         t.listeners.append(l)
+        if holdsSlot {
+            t.holdsSlot = true
+            slotsUsed += 1
+        }
         tasks[taskId] = t
         activate(t)
     }

@@ -54,12 +54,18 @@ extension Client {
             } else if let id = e.taskId {
                 let lid = nextListenerID()
                 engine.post { [self] in
-                    addListener(taskId: id, model: e.model, tag: e.tag, .callback(lid, callback), journalSeq: e.seq)
+                    addListener(taskId: id, model: e.model, tag: e.tag, .callback(lid, callback), journalSeq: e.seq,
+                                holdsSlot: e.kind == "intent")
                     if let t = tasks[id], t.tag == nil { t.tag = e.tag }
                 }
             } else if e.sending || e.body == nil {
                 let msg = "a submit was sent before a crash and its answer was lost; the task may exist and was not resubmitted"
                 journal.terminal(seq: e.seq, code: .indeterminate, message: msg, snapshot: nil)
+                // Such a task may be running on the server: count it against the cap for as long.
+                engine.post { [self] in
+                    slotsUsed += 1
+                    holdSlotForUnknownTask(model: e.model, resolution: "2K")
+                }
                 deliver(callback, Outcome(code: .indeterminate, task: TaskSnapshot(id: "", model: e.model, state: .pending, tag: e.tag),
                                           message: msg), journalSeq: e.seq)
             } else {

@@ -11,8 +11,8 @@ How the host decides what to (re)submit, from its own records only:
     with no delivery at all was never journalled, hence never sent: submit it;
   - a tag delivered as APIXO_ERR_INDETERMINATE (the host died between sending the
     submit and recording its answer) may exist on the server. This host checks the
-    provider's dashboard (here the simulator's submit counter) and resubmits only if the
-    submit never arrived; otherwise it keeps the INDETERMINATE outcome.
+    provider's dashboard (here the simulator's count of tasks created) and resubmits only if
+    no task exists; otherwise it keeps the INDETERMINATE outcome.
 
 Prints one line per event (started, resumed, submitted TAG, delivered TAG CODE, done).
 """
@@ -66,7 +66,7 @@ def main():
 
     def dashboard_submits(p):
         with urllib.request.urlopen(args.sim + "/_sim/stats", timeout=10) as r:
-            return json.loads(r.read())["data"]["submits_by_prompt"].get(p, 0)
+            return json.loads(r.read())["data"]["tasks_by_prompt"].get(p, 0)
 
     def on_done(task, err):
         tag = task.tag if task is not None else None

@@ -55,13 +55,15 @@ def test_failed_task_reaches_on_done_as_task_failed(client):
     assert err.task is task
 
 
-def test_submit_error_reaches_on_done_with_no_task(sim):
+def test_submit_error_reaches_on_done_with_a_stand_in_task(sim):
     rec = Recorder()
     with make_client(sim, api_key="sk-wrong") as c:
         c.submit(uniq("x"), max_images=1, on_done=rec)
         c.drain(timeout=30)
     ((task, err),) = rec.calls
-    assert task is None and isinstance(err, apixo.AuthenticationError)
+    # A failed submit hands over a stand-in: no id, the request's model (and tag).
+    assert isinstance(err, apixo.AuthenticationError)
+    assert task is not None and not task.id and task.model == "seedream-5-0" and task.state == "pending"
 
 
 def test_invalid_request_raises_at_once_and_never_calls_back(client):

@@ -106,9 +106,13 @@ def test_crash_and_resume_submit_once_deliver_once(sim, tmp_path):
     for tag in tags:
         fails = int(tag.split("-")[1]) % 7 == 3
         prompt = ("[fail:GENERATION_FAILED] " if fails else "") + f"{prefix} {tag}"
-        # the one invariant that costs money: each task reached the API exactly once
-        assert submits.get(prompt) == 1, (tag, submits.get(prompt), deliveries[tag])
-        assert stats["tasks_by_prompt"].get(prompt) == 1
+        codes = [c for c, _ in deliveries[tag]]
+        # the one invariant that costs money: each task was created exactly once
+        assert stats["tasks_by_prompt"].get(prompt) == 1, (tag, submits.get(prompt), deliveries[tag])
+        # and no POST was ever resent, except by the host after an INDETERMINATE whose
+        # POST the API had refused (no task on the dashboard)
+        allowed = 2 if "APIXO_ERR_INDETERMINATE" in codes else 1
+        assert 1 <= submits.get(prompt) <= allowed, (tag, submits.get(prompt), deliveries[tag])
         want = "APIXO_ERR_TASK_FAILED" if fails else "APIXO_OK"
         codes = [c for c, _ in deliveries[tag]]
         # APIXO_ERR_INDETERMINATE: the host died between sending a submit and recording
