@@ -108,12 +108,12 @@ final class PollPlanner {
     /// Webhook tasks poll only as a late fallback.
     func firstPollDelay(model: String, resolution: String, elapsed: Double, callbackMode: Bool) -> Double {
         let e = estimate(model: model, resolution: resolution)
-        let target = callbackMode ? 2 * e.mean + 4 * e.deviation + 30 * scale : e.mean + 0.75 * e.deviation
+        let target = callbackMode ? 2 * e.mean + 4 * e.deviation + 30 * scale : e.mean + 0.5 * e.deviation
         return max(minimumGap, target - elapsed)
     }
 
     /// The smallest spacing between two polls of one task.
-    var minimumGap: Double { 2 * scale }
+    var minimumGap: Double { 1 * scale }
 
     /// Seconds to the next poll of a task whose earlier poll found it unfinished, given how
     /// many tasks are in that overdue phase and the request budget (0 = unlimited).

@@ -86,13 +86,14 @@ final class PollPlannerTests: XCTestCase {
 
     func testPollSpacingFitsTheBudget() {
         let p = PollPlanner(scale: 1)
-        // One overdue task: the minimum gap.
-        XCTAssertEqual(p.nextPollDelay(overdueTasks: 1, requestsPerWindow: 60, window: 60, callbackMode: false), 2)
+        // One overdue task: its share of 80% of the budget, 60 s / 48.
+        XCTAssertEqual(p.nextPollDelay(overdueTasks: 1, requestsPerWindow: 60, window: 60, callbackMode: false), 1.25,
+                       accuracy: 1e-9)
         // Ten overdue tasks share 80% of 60 requests a minute: 12.5 s apart each.
         XCTAssertEqual(p.nextPollDelay(overdueTasks: 10, requestsPerWindow: 60, window: 60, callbackMode: false), 12.5,
                        accuracy: 1e-9)
         // No limit: the minimum gap.
-        XCTAssertEqual(p.nextPollDelay(overdueTasks: 10, requestsPerWindow: 0, window: 60, callbackMode: false), 2)
+        XCTAssertEqual(p.nextPollDelay(overdueTasks: 10, requestsPerWindow: 0, window: 60, callbackMode: false), 1)
     }
 
     func testBackoffGrowsWithJitterAndIsCapped() {
