@@ -25,8 +25,9 @@ let package = Package(
         .target(name: "ApixoC", dependencies: ["Apixo"],
                 exclude: ["apixo.map"],
                 linkerSettings: [
-                    // Export apixo_* only, under a stable soname.
-                    .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/ApixoC/apixo.map",
+                    // Export apixo_* only, under a stable soname. lld, unlike gold, leaves the
+                    // hidden Swift symbols out of the dynamic symbol table altogether.
+                    .unsafeFlags(["-use-ld=lld", "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/ApixoC/apixo.map",
                                   "-Xlinker", "-soname=libapixo.so.0"]),
                 ]),
         .executableTarget(name: "ApixoCLI",
