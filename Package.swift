@@ -33,7 +33,8 @@ let package = Package(
         .executableTarget(name: "ApixoCLI",
                           dependencies: ["Apixo",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          path: "Sources/apixo"),
+                          path: "Sources/apixo",
+                          exclude: ["README.md"]),
         .testTarget(name: "ApixoTests", dependencies: ["Apixo"]),
     ]
 )
