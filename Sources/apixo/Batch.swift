@@ -175,7 +175,11 @@ final class BatchRun {
             if let id = o["taskId"]?.stringValue { tagByTaskId[id] = tag }
         }
 
-        client = try global.makeClient(journal: out + "/.apixo-journal")
+        do {
+            client = try global.makeClient(journal: out + "/.apixo-journal")
+        } catch let f as CLIFailure where f.code == .io && f.message.contains("in use") {
+            throw CLIFailure(ExitStatus.localIO, "another apixo batch is running on \(out) (its journal is locked)", code: .io)
+        }
         defer { client.close() }
         let maxTasks = global.maxTasks
 
@@ -214,11 +218,16 @@ final class BatchRun {
         }
 
         var workers: [pthread_t] = []
-        for _ in 0..<downloadWorkers { workers.append(startThread { [self] in worker() }) }
+        Signals.blocked {
+            for _ in 0..<downloadWorkers { workers.append(startThread { [self] in worker() }) }
+        }
 
         // Everything else is submitted now; the library queues what the limits hold back.
-        let todo = list.filter { done[$0.tag] == nil && !resumedTags.contains($0.tag) && carried[$0.tag] == nil }
-        let doneBefore = list.filter { done[$0.tag] != nil }.count
+        // (Resumed callbacks may be recording results meanwhile: read `done` under the lock.)
+        let (todo, doneBefore) = lock.with {
+            (list.filter { done[$0.tag] == nil && !resumedTags.contains($0.tag) && carried[$0.tag] == nil },
+             list.filter { done[$0.tag] != nil }.count)
+        }
         console.note("batch: \(list.count) lines: \(doneBefore) already done, \(resumedTags.count) resumed, "
                      + "\(carriedDownloads + rewatched) carried over, \(todo.count) to submit")
         var submitted = 0
@@ -254,7 +263,7 @@ final class BatchRun {
         let wasInterrupted = Signals.received != 0
         if wasInterrupted {
             console.clearLive()
-            console.note("apixo: interrupted: stopping; run the same command again to continue")
+            console.note("apixo: interrupted: stopping; run the same command again to continue", always: true)
             lock.with {
                 interrupted = true
                 stopWorkers = true
@@ -524,7 +533,7 @@ final class BatchRun {
                 for c in [ExitStatus.auth, ExitStatus.rateLimited, ExitStatus.network, ExitStatus.localIO] where codes.contains(c) {
                     return c
                 }
-                return ExitStatus.network
+                return first.map { ExitStatus.forCode($0.0) } ?? ExitStatus.network
             }
             if indeterminate > 0 { return ExitStatus.indeterminate }
             if failed > 0 { return ExitStatus.taskFailed }

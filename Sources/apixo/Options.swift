@@ -61,7 +61,7 @@ struct GlobalOptions: ParsableArguments {
     func makeClient(journal: String? = nil) throws -> Client {
         let opts = try clientOptions(journal: journal)
         do {
-            return try Client(options: opts)
+            return try Signals.blocked { try Client(options: opts) }
         } catch let e as ApixoError {
             if e.code == .invalidArgument, opts.apiKey == nil, e.message.contains("API key") {
                 throw CLIFailure(ExitStatus.auth, "no API key: set APIXO_API_KEY or pass --api-key", code: .unauthorized)

@@ -282,10 +282,22 @@ enum Signals {
             signalReceived = sig
         }
         sigemptyset(&sa.sa_mask)
-        sa.sa_flags = 0
+        sa.sa_flags = SA_RESTART
         sigaction(SIGINT, &sa, nil)
         sigaction(SIGTERM, &sa, nil)
         signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Runs `body` (which starts threads) with SIGINT and SIGTERM blocked, so that the threads
+    /// it starts inherit the block and only the main thread takes the signals.
+    static func blocked<T>(_ body: () throws -> T) rethrows -> T {
+        var set = sigset_t(), old = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &set, &old)
+        defer { pthread_sigmask(SIG_SETMASK, &old, nil) }
+        return try body()
     }
 
     /// The first signal received, or 0.
