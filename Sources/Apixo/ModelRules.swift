@@ -1,20 +1,20 @@
 /// What the library knows about a model's `input`: the documented fields and their allowed
 /// values. Models without rules pass through with structural checks only.
 struct ModelRules {
-    let model: String
-    let modes: [String]
-    let resolutions: [String]
+    var model: String
+    var modes: [String]
+    var resolutions: [String]
     /// Whether explicit sizes such as `2048x2048`, `2048X2048`, `2048*2048` are accepted.
-    let explicitSizes: Bool
-    let aspectRatios: [String]
-    let maxImages: ClosedRange<Int>
-    let maxImageURLs: Int
-    let sequentialModes: [String]
-    let outputFormats: [String]
-    let promptOptimizeModes: [String]
-    let promptMaxCharacters: Int
+    var explicitSizes: Bool
+    var aspectRatios: [String]
+    var maxImages: ClosedRange<Int>
+    var maxImageURLs: Int
+    var sequentialModes: [String]
+    var outputFormats: [String]
+    var promptOptimizeModes: [String]
+    var promptMaxCharacters: Int
     /// Typical generation seconds per resolution (the documented ranges), for poll planning.
-    let expectedSeconds: [String: ClosedRange<Double>]
+    var expectedSeconds: [String: ClosedRange<Double>]
 
     static let seedream50 = ModelRules(
         model: "seedream-5-0",
@@ -30,19 +30,15 @@ struct ModelRules {
         promptMaxCharacters: 5000,
         expectedSeconds: ["2K": 25...35, "3K": 35...50])
 
-    static let seedream45 = ModelRules(
-        model: "seedream-4-5",
-        modes: ["text-to-image", "image-to-image"],
-        resolutions: ["2K", "4K"],
-        explicitSizes: false,
-        aspectRatios: ["1:1", "2:3", "3:2", "4:3", "3:4", "9:16", "16:9", "21:9"],
-        maxImages: 1...10,
-        maxImageURLs: 14,
-        sequentialModes: ["disabled", "auto"],
-        outputFormats: ["jpeg", "png"],
-        promptOptimizeModes: ["standard"],
-        promptMaxCharacters: 5000,
-        expectedSeconds: ["2K": 25...35, "4K": 45...60])
+    /// Seedream 4.5: the same input as 5.0 but 2K or 4K, and no explicit sizes.
+    static let seedream45: ModelRules = {
+        var r = seedream50
+        r.model = "seedream-4-5"
+        r.resolutions = ["2K", "4K"]
+        r.explicitSizes = false
+        r.expectedSeconds = ["2K": 25...35, "4K": 45...60]
+        return r
+    }()
 
     static func forModel(_ model: String) -> ModelRules? {
         switch model {
