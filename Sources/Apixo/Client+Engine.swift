@@ -371,8 +371,12 @@ extension Client {
         }
     }
 
-    /// Ends tracking of a task and notifies every listener once.
-    func finish(_ t: TrackedTask, _ o: Outcome, terminal: Bool) {
+    /// Ends tracking of a task and notifies every listener once. Without any status the
+    /// listeners get a stand-in with the id, model and tag.
+    func finish(_ t: TrackedTask, _ outcome: Outcome, terminal: Bool) {
+        let o = outcome.task != nil ? outcome
+            : Outcome(code: outcome.code, task: TaskSnapshot(id: t.id, model: t.model, state: .pending, tag: t.tag),
+                      message: outcome.message)
         if tasks[t.id] === t { tasks[t.id] = nil }
         t.poll?.cancelled = true
         t.poll = nil

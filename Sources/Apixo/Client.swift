@@ -131,8 +131,12 @@ public final class Client {
         try submit(request, queueDeadline: nil)
     }
 
-    /// A submit whose wait in the local queue ends at `queueDeadline` (monotonic seconds) with
-    /// `.timeout`, nothing sent. Once sent, it runs to its answer.
+    /// A submit whose wait in the local queue ends after `queueTimeoutMs` with `.timeout`,
+    /// nothing sent (< 0: no limit). Once sent, it runs to its answer.
+    public func submit(_ request: Request, queueTimeoutMs: Int) throws -> String {
+        try submit(request, queueDeadline: queueTimeoutMs < 0 ? nil : monotonicSeconds() + Double(queueTimeoutMs) / 1000)
+    }
+
     func submit(_ request: Request, queueDeadline: Double?) throws -> String {
         try checkOpen()
         try request.validate()
@@ -236,14 +240,43 @@ public final class Client {
     }
 
     /// Tracks an existing task; `callback` fires exactly once when it ends.
-    public func watch(model: String? = nil, taskId: String, callback: @escaping TaskCallback) throws {
+    /// `tag` is the caller's own id for it, kept in the journal and on its snapshots.
+    public func watch(model: String? = nil, taskId: String, tag: String? = nil, callback: @escaping TaskCallback) throws {
         try checkOpen()
         let model = try Client.checkModel(model)
         try Client.checkTaskId(taskId)
-        let seq = try journal?.watch(model: model, taskId: taskId, tag: nil)
+        let seq = try journal?.watch(model: model, taskId: taskId, tag: tag)
         callbackRegistered()
         let id = nextListenerID()
-        engine.post { [self] in addListener(taskId: taskId, model: model, tag: nil, .callback(id, callback), journalSeq: seq) }
+        engine.post { [self] in
+            addListener(taskId: taskId, model: model, tag: tag, .callback(id, callback), journalSeq: seq)
+            if let tag, let t = tasks[taskId], t.tag == nil { t.tag = tag }
+        }
+    }
+
+    /// What the client's budget looks like right now.
+    public struct Stats {
+        /// Submits waiting for a concurrency slot or a request token.
+        public let queuedSubmits: Int
+        /// Concurrency slots taken (tasks in flight, or assumed to be).
+        public let slotsInUse: Int
+        /// Tasks being tracked (polled, parked or waited for).
+        public let trackedTasks: Int
+        /// Requests sent in the current rate window.
+        public let requestsInWindow: Int
+        /// Callbacks registered and not yet fired.
+        public let pendingCallbacks: Int
+    }
+
+    public func stats() -> Stats {
+        let pending = pendingCallbackCount
+        let w = Waiter<Stats>()
+        engine.post { [self] in
+            w.fulfill(Stats(queuedSubmits: submitQueue.count, slotsInUse: slotsUsed, trackedTasks: tasks.count,
+                            requestsInWindow: limiter.inWindow(clock.now), pendingCallbacks: pending))
+        }
+        return w.wait(until: monotonicSeconds() + 5)
+            ?? Stats(queuedSubmits: 0, slotsInUse: 0, trackedTasks: 0, requestsInWindow: 0, pendingCallbacks: pending)
     }
 
     /// Stops tracking a task: its callbacks fire with `.cancelled`. Nothing is cancelled on the
