@@ -8,13 +8,13 @@ final class Dispatcher {
     private var head = 0
     private var stopping = false
     private var thread: pthread_t?
+    /// Written once by start(), before the client is handed to anyone.
     private var threadID: pthread_t?
 
     func start() {
-        thread = startThread { [self] in
-            threadID = pthread_self()
-            loop()
-        }
+        let t = startThread { [self] in loop() }
+        thread = t
+        threadID = t
     }
 
     /// True on the dispatcher thread (inside a callback).

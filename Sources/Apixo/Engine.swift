@@ -95,10 +95,9 @@ final class Engine {
     }
 
     func start() {
-        thread = startThread { [self] in
-            engineThreadID = pthread_self()
-            run()
-        }
+        let t = startThread { [self] in run() }
+        thread = t
+        engineThreadID = t
     }
 
     /// True on the engine thread.

@@ -1,10 +1,10 @@
 import Glibc
 
-/// A pthread mutex. Not recursive.
-final class Mutex {
+/// A pthread mutex. Not recursive. Public for Swift hosts (the CLI) that need one.
+public final class Mutex {
     let raw: UnsafeMutablePointer<pthread_mutex_t>
 
-    init() {
+    public init() {
         raw = .allocate(capacity: 1)
         raw.initialize(to: pthread_mutex_t())
         pthread_mutex_init(raw, nil)
@@ -15,11 +15,11 @@ final class Mutex {
         raw.deallocate()
     }
 
-    func lock() { pthread_mutex_lock(raw) }
-    func unlock() { pthread_mutex_unlock(raw) }
+    public func lock() { pthread_mutex_lock(raw) }
+    public func unlock() { pthread_mutex_unlock(raw) }
 
     @discardableResult
-    func with<T>(_ body: () throws -> T) rethrows -> T {
+    public func with<T>(_ body: () throws -> T) rethrows -> T {
         lock()
         defer { unlock() }
         return try body()
@@ -27,10 +27,10 @@ final class Mutex {
 }
 
 /// A condition variable on the monotonic clock, used with one `Mutex`.
-final class Condition {
+public final class Condition {
     let raw: UnsafeMutablePointer<pthread_cond_t>
 
-    init() {
+    public init() {
         raw = .allocate(capacity: 1)
         raw.initialize(to: pthread_cond_t())
         var attr = pthread_condattr_t()
@@ -45,13 +45,13 @@ final class Condition {
         raw.deallocate()
     }
 
-    func signal() { pthread_cond_signal(raw) }
-    func broadcast() { pthread_cond_broadcast(raw) }
+    public func signal() { pthread_cond_signal(raw) }
+    public func broadcast() { pthread_cond_broadcast(raw) }
 
     /// Waits with `mutex` held. `deadline` is monotonic seconds; nil waits without limit.
     /// Returns false when the deadline passed.
     @discardableResult
-    func wait(_ mutex: Mutex, until deadline: Double?) -> Bool {
+    public func wait(_ mutex: Mutex, until deadline: Double?) -> Bool {
         guard let deadline else {
             pthread_cond_wait(raw, mutex.raw)
             return true
@@ -99,7 +99,7 @@ private final class ThreadBody {
 }
 
 /// Starts a joinable pthread running `body`.
-func startThread(_ body: @escaping () -> Void) -> pthread_t {
+public func startThread(_ body: @escaping () -> Void) -> pthread_t {
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var tid = pthread_t()
     let rc = pthread_create(&tid, nil, { arg in

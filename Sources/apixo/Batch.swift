@@ -73,8 +73,8 @@ final class BatchRun {
     let results: JSONLinesFile
     let pending: JSONLinesFile
 
-    private let lock = Lock()
-    private let cond = Cond()
+    private let lock = Mutex()
+    private let cond = Condition()
     private var items: [String: BatchItem] = [:]
     /// tag -> state, for every line with a final result (this run and earlier ones).
     private var done: [String: String] = [:]
@@ -249,7 +249,7 @@ final class BatchRun {
             if client.pendingCallbackCount > 0 {
                 try? client.drain(timeoutMs: 150)
             } else {
-                lock.with { if !queue.isEmpty || downloading > 0 { cond.wait(lock, seconds: 0.15) } }
+                lock.with { if !queue.isEmpty || downloading > 0 { cond.wait(lock, until: monotonicSeconds() + 0.15) } }
             }
             let idle = lock.with { queue.isEmpty && downloading == 0 } && client.pendingCallbackCount == 0
             if idle { break }
@@ -398,7 +398,7 @@ final class BatchRun {
     private func worker() {
         while true {
             let job: DownloadJob? = lock.with {
-                while queue.isEmpty && !stopWorkers { cond.wait(lock, seconds: 0.5) }
+                while queue.isEmpty && !stopWorkers { cond.wait(lock, until: monotonicSeconds() + 0.5) }
                 if interrupted || queue.isEmpty { return nil }
                 downloading += 1
                 return queue.removeFirst()

@@ -91,7 +91,7 @@ final class Console {
     let json: Bool
     let quiet: Bool
     let stderrIsTTY: Bool
-    private let lock = Lock()
+    private let lock = Mutex()
     private var liveShown = false
 
     init(json: Bool, quiet: Bool) {
@@ -188,77 +188,7 @@ func fnv1a64(_ s: String) -> String {
 
 // MARK: threads and locks
 
-/// A pthread mutex.
-final class Lock {
-    fileprivate let raw: UnsafeMutablePointer<pthread_mutex_t>
-
-    init() {
-        raw = .allocate(capacity: 1)
-        raw.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(raw, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(raw)
-        raw.deallocate()
-    }
-
-    @discardableResult
-    func with<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(raw)
-        defer { pthread_mutex_unlock(raw) }
-        return try body()
-    }
-}
-
-/// A condition variable used with one `Lock` (inside `lock.with`).
-final class Cond {
-    private let raw: UnsafeMutablePointer<pthread_cond_t>
-
-    init() {
-        raw = .allocate(capacity: 1)
-        raw.initialize(to: pthread_cond_t())
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(raw, &attr)
-        pthread_condattr_destroy(&attr)
-    }
-
-    deinit {
-        pthread_cond_destroy(raw)
-        raw.deallocate()
-    }
-
-    func broadcast() { pthread_cond_broadcast(raw) }
-
-    /// Waits at most `seconds`; call with `lock` held.
-    func wait(_ lock: Lock, seconds: Double) {
-        let deadline = monotonicSeconds() + seconds
-        var ts = timespec()
-        ts.tv_sec = Int(deadline.rounded(.down))
-        ts.tv_nsec = Int((deadline - deadline.rounded(.down)) * 1e9)
-        pthread_cond_timedwait(raw, lock.raw, &ts)
-    }
-}
-
-private final class ThreadBox {
-    let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
-}
-
-/// Starts a joinable thread running `body`.
-func startThread(_ body: @escaping () -> Void) -> pthread_t {
-    var t = pthread_t()
-    let box = Unmanaged.passRetained(ThreadBox(body)).toOpaque()
-    let rc = pthread_create(&t, nil, { arg in
-        let b = Unmanaged<ThreadBox>.fromOpaque(arg!).takeRetainedValue()
-        b.body()
-        return nil
-    }, box)
-    precondition(rc == 0, "pthread_create failed")
-    return t
-}
+// Mutex, Condition and startThread come from the Apixo module.
 
 func sleepSeconds(_ s: Double) {
     var ts = timespec(tv_sec: Int(s), tv_nsec: Int((s - s.rounded(.down)) * 1e9))
