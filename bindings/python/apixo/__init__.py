@@ -10,6 +10,7 @@ A thin Pythonic layer over libapixo (loaded with ctypes, see :mod:`apixo._native
         task.save("out/")
 """
 
+from . import _errors
 from ._client import Client, OnDone, Task, library_version
 from ._errors import (
     AuthenticationError,
@@ -35,28 +36,7 @@ from ._errors import (
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Client",
-    "Task",
-    "OnDone",
-    "library_version",
-    "Error",
-    "InvalidRequestError",
-    "InvalidArgumentError",
-    "BadRequestError",
-    "AuthenticationError",
-    "PaymentRequiredError",
-    "PermissionDeniedError",
-    "NotFoundError",
-    "RateLimitError",
-    "ServerError",
-    "NetworkError",
-    "TimeoutError",
-    "ProtocolError",
-    "TaskFailedError",
-    "CancelledError",
-    "ClosedError",
-    "LocalIOError",
-    "NoMemoryError",
-    "IndeterminateError",
+# The error classes are listed once, in _errors.
+__all__ = ["Client", "Task", "OnDone", "library_version"] + [
+    name for name in _errors.__all__ if name != "error_for_code"
 ]
