@@ -147,6 +147,13 @@ void h_init(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+int h_failures(void) {
+  pthread_mutex_lock(&h_lock);
+  int f = h_failed;
+  pthread_mutex_unlock(&h_lock);
+  return f;
+}
+
 int h_finish(void) {
   curl_global_cleanup();
   pthread_mutex_lock(&h_lock);

@@ -42,6 +42,8 @@ void h_run(const char *name, void (*fn)(void));
 
 /* Call first in main (curl global init, line-buffered output). */
 void h_init(void);
+/* The number of failed checks so far. */
+int h_failures(void);
 /* Prints "N passed, N failed"; returns 0 when nothing failed, else 1. */
 int h_finish(void);
 
