@@ -298,18 +298,13 @@ static size_t collect(char *ptr, size_t size, size_t n, void *ud) {
   return add;
 }
 
-json_t *sim_call(const char *method, const char *path, const char *body, long *status) {
+static json_t *http_call(const char *method, const char *url, const char *auth,
+                         const char *body, long *status) {
   CURL *h = curl_easy_init();
   if (!h) return NULL;
-  size_t n = strlen(h_sim_url()) + strlen(path) + 1;
-  char *url = malloc(n);
-  if (!url) {
-    curl_easy_cleanup(h);
-    return NULL;
-  }
-  snprintf(url, n, "%s%s", h_sim_url(), path);
   struct buf b = {NULL, 0};
   struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+  if (auth) hdrs = curl_slist_append(hdrs, auth);
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 20000L);
@@ -333,13 +328,33 @@ json_t *sim_call(const char *method, const char *path, const char *body, long *s
     json_error_t err;
     out = json_loadb(b.data, b.len, 0, &err);
   } else {
-    fprintf(stdout, "sim_call %s %s: %s\n", method, path, curl_easy_strerror(rc));
+    fprintf(stdout, "http %s %s: %s\n", method, url, curl_easy_strerror(rc));
   }
   free(b.data);
-  free(url);
   curl_slist_free_all(hdrs);
   curl_easy_cleanup(h);
   return out;
+}
+
+static json_t *call_at(const char *root, const char *method, const char *path, const char *auth,
+                       const char *body, long *status) {
+  size_t n = strlen(root) + strlen(path) + 1;
+  char *url = malloc(n);
+  if (!url) return NULL;
+  snprintf(url, n, "%s%s", root, path);
+  json_t *out = http_call(method, url, auth, body, status);
+  free(url);
+  return out;
+}
+
+json_t *sim_call(const char *method, const char *path, const char *body, long *status) {
+  return call_at(h_sim_url(), method, path, NULL, body, status);
+}
+
+json_t *api_call(const char *method, const char *path, const char *body, long *status) {
+  char auth[256];
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s", h_api_key());
+  return call_at(h_base_url(), method, path, auth, body, status);
 }
 
 static int sim_ok(const char *method, const char *path, const char *body) {

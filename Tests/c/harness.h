@@ -85,6 +85,10 @@ void h_rmtree(const char *path);
  * status when non-NULL. */
 json_t *sim_call(const char *method, const char *path, const char *body, long *status);
 
+/* The same against the API itself (h_base_url() + path, with the API key): raw requests that
+ * bypass the library, e.g. api_call("POST", "/generateTask/seedream-5-0", body, &status). */
+json_t *api_call(const char *method, const char *path, const char *body, long *status);
+
 int sim_reset(void);                 /* POST /_sim/reset; 0 on success */
 int sim_fault(const char *json);     /* POST /_sim/faults (a fault or a list); 0 on success */
 int sim_clear_faults(void);          /* DELETE /_sim/faults */
