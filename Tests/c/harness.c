@@ -490,6 +490,9 @@ void h_slot_cb(apixo_code code, const apixo_task *task, void *user_data) {
   s->thread = pthread_self();
   snprintf(s->id, sizeof s->id, "%s", task && apixo_task_id(task) ? apixo_task_id(task) : "");
   snprintf(s->tag, sizeof s->tag, "%s", task && apixo_task_tag(task) ? apixo_task_tag(task) : "");
+  snprintf(s->model, sizeof s->model, "%s",
+           task && apixo_task_model(task) ? apixo_task_model(task) : "");
+  snprintf(s->json, sizeof s->json, "%s", task && apixo_task_json(task) ? apixo_task_json(task) : "");
   snprintf(s->message, sizeof s->message, "%s", msg ? msg : "(NULL)");
   pthread_mutex_unlock(&slots_lock);
 }

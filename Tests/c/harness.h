@@ -121,6 +121,8 @@ typedef struct h_slot {
   int state;
   char id[128];
   char tag[128];
+  char model[64];
+  char json[256]; /* apixo_task_json, truncated */
   char message[512];
   pthread_t thread;  /* the thread it ran on (last firing) */
 } h_slot;

@@ -20,6 +20,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define INVALID APIXO_ERR_INVALID_ARGUMENT
 
@@ -419,6 +420,8 @@ static void test_submit_error_callback(void) {
   CHECK(s.has_task);
   CHECK_STR(s.id, "");
   CHECK_STR(s.tag, "missing-model");
+  CHECK_STR(s.model, "no-such-model");
+  CHECK_STR(s.json, "{}");
   apixo_request_free(r);
   apixo_client_free(c);
 }
@@ -463,6 +466,167 @@ static void test_calls_during_free(void) {
   apixo_request_free(d.r);
 }
 
+/* ------------------------------------------------ drain waits only for earlier callbacks */
+
+struct feeder {
+  apixo_client *c;
+  apixo_request *r;
+  volatile int stop;
+  int submitted;
+  int fired;
+  pthread_mutex_t lock;
+};
+
+static void feeder_cb(apixo_code code, const apixo_task *task, void *ud) {
+  (void)code;
+  (void)task;
+  struct feeder *f = ud;
+  pthread_mutex_lock(&f->lock);
+  f->fired++;
+  pthread_mutex_unlock(&f->lock);
+}
+
+static void *feeder_main(void *p) {
+  struct feeder *f = p;
+  while (!f->stop) {
+    if (apixo_submit_async(f->c, f->r, feeder_cb, f) == APIXO_OK) f->submitted++;
+    h_sleep_ms(60);
+  }
+  return NULL;
+}
+
+/* "Blocks until every callback registered before this call has fired": callbacks that other
+ * threads register while drain waits are not waited for. */
+static void test_drain_ignores_later_registrations(void) {
+  apixo_options *o = h_options();
+  CHECK_CODE(apixo_options_set_limits(o, 0, 0), APIXO_OK);
+  apixo_client *c = h_client_with(o);
+  apixo_options_free(o);
+  CHECK_EQ(sim_config("{\"rpm\":0,\"concurrency\":0}"), 0);
+  if (!c) goto out;
+  struct feeder f;
+  memset(&f, 0, sizeof f);
+  pthread_mutex_init(&f.lock, NULL);
+  f.c = c;
+  char prompt[128];
+  f.r = h_request(h_unique_prompt(prompt, sizeof prompt, "cb feeder"), 1);
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, feeder_main, &f), 0);
+  h_sleep_ms(150);
+  h_slot s;
+  memset(&s, 0, sizeof s);
+  CHECK_CODE(apixo_submit_async(c, f.r, h_slot_cb, &s), APIXO_OK);
+  double t0 = h_now();
+  int rc = apixo_drain(c, 3000);
+  double took = h_now() - t0;
+  CHECK_CODE(rc, APIXO_OK);
+  CHECK_EQ(s.fired, 1);
+  h_note("drain with another thread submitting every 60 ms: %s after %.2f s",
+         apixo_code_name((apixo_code)rc), took);
+  CHECK(took < 2.0 * h_slow());
+  f.stop = 1;
+  pthread_join(th, NULL);
+  CHECK_CODE(apixo_drain(c, T(30000)), APIXO_OK);
+  CHECK_EQ(f.fired, f.submitted);
+  apixo_request_free(f.r);
+  pthread_mutex_destroy(&f.lock);
+  apixo_client_free(c);
+out:
+  CHECK_EQ(sim_default_config(), 0);
+}
+
+/* One request object submitted from several threads at once (the header allows it). */
+struct same_req {
+  apixo_client *c;
+  const apixo_request *r;
+  h_slot slots[5];
+  int errors;
+};
+
+static void *same_req_main(void *p) {
+  struct same_req *a = p;
+  for (int i = 0; i < 5; i++)
+    if (apixo_submit_async(a->c, a->r, h_slot_cb, &a->slots[i]) != APIXO_OK) a->errors++;
+  return NULL;
+}
+
+static void test_same_request_many_threads(void) {
+  sim_reset();
+  apixo_client *c = h_client();
+  if (!c) return;
+  char prompt[128];
+  apixo_request *r = h_request(h_unique_prompt(prompt, sizeof prompt, "cb same request"), 1);
+  CHECK_CODE(apixo_request_set_tag(r, "shared"), APIXO_OK);
+  struct same_req a[4];
+  pthread_t th[4];
+  memset(a, 0, sizeof a);
+  for (int i = 0; i < 4; i++) {
+    a[i].c = c;
+    a[i].r = r;
+    CHECK_EQ(pthread_create(&th[i], NULL, same_req_main, &a[i]), 0);
+  }
+  for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+  CHECK_CODE(apixo_drain(c, T(60000)), APIXO_OK);
+  for (int i = 0; i < 4; i++) {
+    CHECK_EQ(a[i].errors, 0);
+    for (int k = 0; k < 5; k++) {
+      CHECK_EQ(a[i].slots[k].fired, 1);
+      CHECK_CODE(a[i].slots[k].code, APIXO_OK);
+      CHECK_STR(a[i].slots[k].tag, "shared");
+    }
+  }
+  json_t *st = sim_stats();
+  CHECK_EQ(stats_prompt(st, "submits", prompt), 20);
+  CHECK_EQ(stats_prompt(st, "tasks", prompt), 20);
+  json_decref(st);
+  apixo_request_free(r);
+  apixo_client_free(c);
+}
+
+/* ------------------------------------------------ threads and idle CPU */
+
+static int thread_count(void) { return h_count_entries("/proc/self/task", ""); }
+
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* "It owns two threads" (engine, dispatcher), no thread per request; idle: zero CPU. */
+static void test_threads_and_idle_cpu(void) {
+  int before = thread_count();
+  apixo_client *c = h_client();
+  if (!c) return;
+  int after_new = thread_count();
+  CHECK_EQ(after_new - before, 2);
+  char prompt[128];
+  apixo_request *r = h_request(h_unique_prompt(prompt, sizeof prompt, "cb threads"), 1);
+  h_slot s[10];
+  memset(s, 0, sizeof s);
+  for (int i = 0; i < 10; i++) CHECK_CODE(apixo_submit_async(c, r, h_slot_cb, &s[i]), APIXO_OK);
+  int peak = after_new;
+  double t0 = h_now();
+  while (apixo_drain(c, 0) == APIXO_ERR_TIMEOUT && h_now() - t0 < 30.0 * h_slow()) {
+    int n = thread_count();
+    if (n > peak) peak = n;
+    h_sleep_ms(10);
+  }
+  h_note("threads: %d before the client, %d after apixo_client_new, at most %d with 10 tasks "
+         "in flight", before, after_new, peak);
+  CHECK(peak <= after_new);
+  /* idle: a finished client should not burn CPU */
+  h_sleep_ms(100);
+  double cpu0 = cpu_seconds();
+  h_sleep_ms(1000);
+  double used = cpu_seconds() - cpu0;
+  h_note("CPU used by an idle client in 1 s: %.1f ms", used * 1000);
+  if (h_slow() == 1) CHECK(used < 0.03);
+  apixo_request_free(r);
+  apixo_client_free(c);
+  CHECK_EQ(thread_count(), before); /* joined */
+}
+
 int main(void) {
   h_init();
   RUN(test_many_async);
@@ -474,5 +638,8 @@ int main(void) {
   RUN(test_free_with_pending);
   RUN(test_submit_error_callback);
   RUN(test_calls_during_free);
+  RUN(test_drain_ignores_later_registrations);
+  RUN(test_same_request_many_threads);
+  RUN(test_threads_and_idle_cpu);
   return h_finish();
 }

@@ -411,6 +411,9 @@ static void test_async_lost_answer(void) {
   CHECK(s.has_task);
   CHECK_STR(s.id, "");
   CHECK_STR(s.tag, "lost-1");
+  CHECK_STR(s.model, "seedream-5-0");
+  CHECK_EQ(s.state, APIXO_STATE_PENDING);
+  CHECK_STR(s.json, "{}"); /* no status was ever received */
   CHECK(s.message[0] != 0);
   json_t *st = sim_stats();
   CHECK_EQ(stats_requests(st, "generateTask"), 1);
