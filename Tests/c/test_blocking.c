@@ -12,6 +12,7 @@
  */
 #include "harness.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define INVALID APIXO_ERR_INVALID_ARGUMENT
@@ -314,6 +315,105 @@ static void test_concurrent_generate(void) {
   apixo_client_free(c);
 }
 
+/* generate's deadline covers the wait in the local queue: past it, TIMEOUT and nothing sent */
+static void test_generate_deadline_in_queue(void) {
+  sim_reset();
+  apixo_options *o = h_options();
+  CHECK_CODE(apixo_options_set_limits(o, 60, 1), APIXO_OK);
+  apixo_client *c = h_client_with(o);
+  apixo_options_free(o);
+  if (!c) return;
+  char pa[128], pb[128];
+  apixo_request *a = h_request(h_unique_prompt(pa, sizeof pa, "blocking slot holder"), 1);
+  CHECK_CODE(apixo_request_set_resolution(a, "3K"), APIXO_OK);
+  char *id = NULL;
+  CHECK_CODE(apixo_submit(c, a, &id), APIXO_OK); /* holds the only slot */
+  apixo_request *b = h_request(h_unique_prompt(pb, sizeof pb, "blocking queued"), 1);
+  apixo_task *t = (apixo_task *)&t;
+  double t0 = h_now();
+  CHECK_CODE(apixo_generate(c, b, 100, &t), APIXO_ERR_TIMEOUT);
+  double took = h_now() - t0;
+  CHECK(t == NULL); /* no snapshot: it never reached the server */
+  CHECK(took >= 0.09);
+  CHECK(took < 1.0 * h_slow());
+  h_sleep_ms(800); /* the slot frees: the abandoned submit must not go out now */
+  json_t *st = sim_stats();
+  CHECK_EQ(stats_prompt(st, "submits", pb), 0);
+  CHECK_EQ(stats_prompt(st, "submits", pa), 1);
+  json_decref(st);
+  apixo_free(id);
+  apixo_request_free(a);
+  apixo_request_free(b);
+  apixo_client_free(c);
+}
+
+struct queued_submit {
+  apixo_client *c;
+  apixo_request *r;
+  int code;
+  char *id;
+};
+
+static void *queued_submit_main(void *p) {
+  struct queued_submit *q = p;
+  q->code = apixo_submit(q->c, q->r, &q->id);
+  return NULL;
+}
+
+/* A blocking submit waiting in the local queue returns CLOSED when the client is freed,
+ * and is never sent. */
+static void test_free_releases_queued_submit(void) {
+  sim_reset();
+  apixo_options *o = h_options();
+  CHECK_CODE(apixo_options_set_limits(o, 60, 1), APIXO_OK);
+  apixo_client *c = h_client_with(o);
+  apixo_options_free(o);
+  if (!c) return;
+  char pa[128], pb[128];
+  apixo_request *a = h_request(h_unique_prompt(pa, sizeof pa, "blocking holder2"), 1);
+  CHECK_CODE(apixo_request_set_resolution(a, "3K"), APIXO_OK);
+  char *id = NULL;
+  CHECK_CODE(apixo_submit(c, a, &id), APIXO_OK);
+  struct queued_submit q;
+  memset(&q, 0, sizeof q);
+  q.c = c;
+  q.r = h_request(h_unique_prompt(pb, sizeof pb, "blocking queued2"), 1);
+  q.code = -1;
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, queued_submit_main, &q), 0);
+  h_sleep_ms(100);
+  apixo_client_free(c);
+  pthread_join(th, NULL);
+  CHECK_CODE(q.code, APIXO_ERR_CLOSED);
+  CHECK(q.id == NULL);
+  h_sleep_ms(100);
+  json_t *st = sim_stats();
+  CHECK_EQ(stats_prompt(st, "submits", pb), 0);
+  json_decref(st);
+  apixo_free(q.id);
+  apixo_free(id);
+  apixo_request_free(q.r);
+  apixo_request_free(a);
+}
+
+/* The library counts prompt characters as the server does: 5000 four-byte characters go
+ * through end to end. */
+static void test_long_multibyte_prompt(void) {
+  apixo_client *c = h_client();
+  if (!c) return;
+  char *p = malloc(5000 * 4 + 1);
+  for (int i = 0; i < 5000; i++) memcpy(p + 4 * i, "\xf0\x9f\x98\x80", 4);
+  p[5000 * 4] = 0;
+  apixo_request *r = h_request(p, 1);
+  apixo_task *t = NULL;
+  CHECK_CODE(apixo_generate(c, r, T(30000), &t), APIXO_OK);
+  CHECK_EQ(apixo_task_state(t), APIXO_STATE_SUCCESS);
+  apixo_task_free(t);
+  apixo_request_free(r);
+  free(p);
+  apixo_client_free(c);
+}
+
 int main(void) {
   h_init();
   RUN(test_submit_status_wait);
@@ -324,5 +424,8 @@ int main(void) {
   RUN(test_wrong_key);
   RUN(test_local_rejection_sends_nothing);
   RUN(test_concurrent_generate);
+  RUN(test_generate_deadline_in_queue);
+  RUN(test_free_releases_queued_submit);
+  RUN(test_long_multibyte_prompt);
   return h_finish();
 }
