@@ -359,6 +359,82 @@ out:
   free(dir);
 }
 
+/* A journal that compacts itself (the file is rewritten once finished entries dominate,
+ * after 512 appends) keeps its lock and exactly the unfinished entries. */
+static void test_compaction(void) {
+  sim_reset();
+  CHECK_EQ(sim_config("{\"rpm\":0,\"concurrency\":0}"), 0);
+  char *dir = h_tempdir("apixo-jcompact");
+  if (!dir) return;
+  char *path = join(dir, "big.journal");
+  apixo_options *o = h_options();
+  CHECK_CODE(apixo_options_set_journal(o, path), APIXO_OK);
+  CHECK_CODE(apixo_options_set_limits(o, 0, 0), APIXO_OK);
+  apixo_client *c = h_client_with(o);
+  if (!c) goto out;
+  enum { N = 110, M = 4 };
+  h_slot *slots = calloc(N, sizeof *slots);
+  char prompts[M][128];
+  for (int i = 0; i < N; i++) {
+    char prompt[128], tag[16];
+    apixo_request *r = h_request(h_unique_prompt(prompt, sizeof prompt, "journal compact"), 1);
+    snprintf(tag, sizeof tag, "c%d", i);
+    CHECK_CODE(apixo_request_set_tag(r, tag), APIXO_OK);
+    CHECK_CODE(apixo_submit_async(c, r, h_slot_cb, &slots[i]), APIXO_OK);
+    apixo_request_free(r);
+  }
+  CHECK_CODE(apixo_drain(c, T(60000)), APIXO_OK);
+  int ok = 0;
+  for (int i = 0; i < N; i++) ok += slots[i].fired == 1 && slots[i].code == APIXO_OK;
+  CHECK_EQ(ok, N);
+  free(slots);
+  struct stat sb;
+  if (stat(path, &sb) == 0) h_note("journal after %d tasks (5 records each): %lld bytes", N, (long long)sb.st_size);
+  /* the lock survived the rewrite */
+  apixo_client *second = (apixo_client *)&second;
+  CHECK_CODE(apixo_client_new(o, &second), APIXO_ERR_IO);
+  CHECK(second == NULL);
+  /* M more, accepted, then the client goes away before they finish */
+  h_slot closing[M];
+  memset(closing, 0, sizeof closing);
+  for (int i = 0; i < M; i++) {
+    apixo_request *r = h_request(h_unique_prompt(prompts[i], sizeof prompts[i], "journal after"), 1);
+    CHECK_CODE(apixo_request_set_resolution(r, "3K"), APIXO_OK);
+    char tag[16];
+    snprintf(tag, sizeof tag, "x%d", i);
+    CHECK_CODE(apixo_request_set_tag(r, tag), APIXO_OK);
+    CHECK_CODE(apixo_submit_async(c, r, h_slot_cb, &closing[i]), APIXO_OK);
+    apixo_request_free(r);
+  }
+  CHECK(wait_created(prompts, M, 10));
+  apixo_client_free(c);
+  /* resume: exactly those M, with their tags */
+  c = h_client_with(o);
+  if (!c) goto out;
+  struct tagged tg;
+  memset(&tg, 0, sizeof tg);
+  pthread_mutex_init(&tg.lock, NULL);
+  CHECK_CODE(apixo_resume(c, tagged_cb, &tg), APIXO_OK);
+  CHECK_CODE(apixo_drain(c, T(30000)), APIXO_OK);
+  apixo_client_free(c);
+  CHECK_EQ(tg.n, M);
+  for (int j = 0; j < tg.n && j < 16; j++) {
+    CHECK(tg.tags[j][0] == 'x');
+    CHECK_CODE(tg.codes[j], APIXO_OK);
+  }
+  pthread_mutex_destroy(&tg.lock);
+  json_t *st = sim_stats();
+  for (int i = 0; i < M; i++) CHECK_EQ(stats_prompt(st, "submits", prompts[i]), 1);
+  CHECK_EQ(stats_int(st, "tasks_created"), N + M);
+  json_decref(st);
+out:
+  apixo_options_free(o);
+  CHECK_EQ(sim_default_config(), 0);
+  free(path);
+  h_rmtree(dir);
+  free(dir);
+}
+
 /* ------------------------------------------------ kill and resume */
 
 enum { COUNT = 40 };
@@ -660,6 +736,7 @@ int main(int argc, char **argv) {
   RUN(test_tag_round_trip);
   RUN(test_resume_in_process);
   RUN(test_resume_tags_and_ids);
+  RUN(test_compaction);
   if (access(host_path, X_OK) == 0) {
     RUN(test_kill_and_resume);
   } else {
