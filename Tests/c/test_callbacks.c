@@ -297,6 +297,10 @@ static void test_cancel(void) {
   h_slots_lock();
   CHECK_EQ(s.fired, 1);
   CHECK_CODE(s.code, APIXO_ERR_CANCELLED);
+  CHECK(s.message[0] != 0); /* apixo_last_error() in the callback */
+  /* the callback contract: "NULL only when nothing at all is known" - the id is known */
+  CHECK(s.has_task);
+  CHECK_STR(s.id, id);
   h_slots_unlock();
 
   /* cancel a task submitted with submit_async, once its id is known from a watch */
@@ -385,6 +389,7 @@ static void test_free_with_pending(void) {
     if (s[i].code == APIXO_ERR_CLOSED) {
       closed++;
       CHECK(s[i].has_task); /* the last snapshot or a stand-in */
+      CHECK(s[i].message[0] != 0);
       if (i < N) CHECK_STR(s[i].tag, "closing");
     } else {
       /* a task can only have finished if it really ran that fast */

@@ -268,10 +268,92 @@ out:
   free(dir);
 }
 
+struct dl_arg {
+  apixo_client *c;
+  const char *url;
+  const char *path;
+  int code;
+  double took;
+};
+
+static void *dl_main(void *p) {
+  struct dl_arg *a = p;
+  double t0 = h_now();
+  a->code = apixo_download(a->c, a->url, a->path);
+  a->took = h_now() - t0;
+  return NULL;
+}
+
+/* A download running on another thread returns CLOSED when the client is freed. */
+static void test_free_during_download(void) {
+  sim_reset();
+  apixo_client *c = h_client();
+  char *dir = h_tempdir("apixo-dlfree");
+  if (!c || !dir) goto out;
+  apixo_task *t = generate(c, "jpeg", 1);
+  if (!t) goto out;
+  char *p = join(dir, "slow.jpg");
+  CHECK_EQ(sim_fault("{\"kind\":\"delay\",\"ms\":2000,\"endpoint\":\"files\"}"), 0);
+  struct dl_arg a = {c, apixo_task_result_url(t, 0), p, -1, 0};
+  pthread_t th;
+  CHECK_EQ(pthread_create(&th, NULL, dl_main, &a), 0);
+  h_sleep_ms(150);
+  apixo_client_free(c);
+  c = NULL;
+  pthread_join(th, NULL);
+  CHECK_CODE(a.code, APIXO_ERR_CLOSED);
+  CHECK(a.took < 1.5 * h_slow());
+  CHECK(!h_file_exists(p));
+  CHECK_EQ(h_count_entries(dir, ".part-"), 0);
+  free(p);
+  apixo_task_free(t);
+  h_sleep_ms(1900); /* let the sim finish the delayed answer */
+out:
+  apixo_client_free(c);
+  if (dir) h_rmtree(dir);
+  free(dir);
+}
+
+/* "The timeout of each single HTTP request (connect to last byte)" applies to downloads. */
+static void test_download_timeout(void) {
+  sim_reset();
+  apixo_client *c = h_client();
+  apixo_options *o = h_options();
+  CHECK_CODE(apixo_options_set_timeout_ms(o, 300), APIXO_OK);
+  CHECK_CODE(apixo_options_set_max_retries(o, 0), APIXO_OK);
+  apixo_client *quick = h_client_with(o);
+  apixo_options_free(o);
+  char *dir = h_tempdir("apixo-dltime");
+  if (!c || !quick || !dir) goto out;
+  apixo_task *t = generate(c, "jpeg", 1);
+  if (!t) goto out;
+  char *p = join(dir, "late.jpg");
+  CHECK_EQ(sim_fault("{\"kind\":\"delay\",\"ms\":1500,\"endpoint\":\"files\"}"), 0);
+  double t0 = h_now();
+  int rc = apixo_download(quick, apixo_task_result_url(t, 0), p);
+  double took = h_now() - t0;
+  CHECK_CODE(rc, APIXO_ERR_TIMEOUT);
+  h_note("download with a 300 ms HTTP timeout and a 1500 ms late file: %s after %.2f s",
+         apixo_code_name((apixo_code)rc), took);
+  CHECK(took < 1.2 * h_slow());
+  if (rc != APIXO_OK) CHECK(!h_file_exists(p));
+  CHECK_EQ(h_count_entries(dir, ".part-"), 0);
+  free(p);
+  apixo_task_free(t);
+  h_sleep_ms(1500);
+out:
+  apixo_client_free(quick);
+  apixo_client_free(c);
+  if (dir) h_rmtree(dir);
+  free(dir);
+}
+
 int main(void) {
   h_init();
   RUN(test_download);
   RUN(test_max_download_bytes);
   RUN(test_download_results);
+  RUN(test_free_during_download);
+  RUN(test_download_timeout);
   return h_finish();
 }

@@ -171,6 +171,48 @@ static void test_generate_503_retried(void) {
   apixo_client_free(c);
 }
 
+static void test_retry_budget_and_429(void) {
+  /* 429 on status past the budget: RATE_LIMITED after 1 + 3 tries */
+  sim_reset();
+  apixo_client *c = fclient(3, 0);
+  if (!c) return;
+  char prompt[128];
+  char *id = submit_one(c, prompt, sizeof prompt, "faults 429 budget");
+  if (id) {
+    CHECK_EQ(sim_fault("{\"kind\":\"status\",\"status\":429,\"endpoint\":\"statusTask\",\"count\":4}"), 0);
+    apixo_task *t = NULL;
+    CHECK_CODE(apixo_get_status(c, NULL, id, &t), APIXO_ERR_RATE_LIMITED);
+    json_t *st = sim_stats();
+    CHECK_EQ(stats_int(st, "requests.statusTask.429"), 4);
+    json_decref(st);
+  }
+  apixo_free(id);
+  apixo_client_free(c);
+
+  /* max_retries 0: a 503 on submit is not retried */
+  c = fclient(0, 0);
+  if (!c) return;
+  CHECK_CODE(submit_under(c, "{\"kind\":\"status\",\"status\":503,\"endpoint\":\"generateTask\"}",
+                          prompt, sizeof prompt, "faults noretry", NULL),
+             APIXO_ERR_SERVER);
+  json_t *st = sim_stats();
+  CHECK_EQ(stats_requests(st, "generateTask"), 1);
+  json_decref(st);
+  apixo_client_free(c);
+
+  /* a 503 with Retry-After: honoured before the submit is sent again */
+  c = fclient(3, 0);
+  if (!c) return;
+  double took = 0;
+  CHECK_CODE(submit_under(c,
+                          "{\"kind\":\"status\",\"status\":503,\"retry_after\":1,"
+                          "\"endpoint\":\"generateTask\"}",
+                          prompt, sizeof prompt, "faults 503ra", &took),
+             APIXO_OK);
+  CHECK(took >= 0.95);
+  apixo_client_free(c);
+}
+
 static void test_generate_500_not_retried(void) {
   apixo_client *c = fclient(3, 0);
   if (!c) return;
@@ -465,6 +507,7 @@ int main(void) {
   RUN(test_status_budget_spent);
   RUN(test_generate_503_retried);
   RUN(test_generate_500_not_retried);
+  RUN(test_retry_budget_and_429);
   RUN(test_generate_429_retry_after);
   RUN(test_generate_reset_before_body);
   RUN(test_generate_reset_after_body);

@@ -306,6 +306,63 @@ static void test_ca_file_missing_is_not_fatal_for_http(void) {
   apixo_client_free(c);
 }
 
+struct level_capture {
+  pthread_mutex_t lock;
+  int below;
+  int total;
+  int min;
+};
+
+static void level_logger(int level, const char *message, void *ud) {
+  (void)message;
+  struct level_capture *lc = ud;
+  pthread_mutex_lock(&lc->lock);
+  lc->total++;
+  if (level < lc->min) lc->below++;
+  pthread_mutex_unlock(&lc->lock);
+}
+
+/* Only messages of level >= min_level reach the logger. */
+static void test_logger_min_level(void) {
+  for (int min = APIXO_LOG_INFO; min <= APIXO_LOG_ERROR; min++) {
+    struct level_capture lc;
+    memset(&lc, 0, sizeof lc);
+    pthread_mutex_init(&lc.lock, NULL);
+    lc.min = min;
+    apixo_options *o = h_options();
+    CHECK_CODE(apixo_options_set_logger(o, level_logger, min, &lc), APIXO_OK);
+    apixo_client *c = h_client_with(o);
+    apixo_options_free(o);
+    if (c) {
+      char prompt[128];
+      apixo_request *r = h_request(h_unique_prompt(prompt, sizeof prompt, "logger level"), 1);
+      apixo_task *t = NULL;
+      CHECK_CODE(apixo_generate(c, r, 20000 * h_slow(), &t), APIXO_OK);
+      apixo_task_free(t);
+      t = NULL;
+      CHECK_CODE(apixo_get_status(c, NULL, "task_missing", &t), APIXO_ERR_NOT_FOUND);
+      apixo_request_free(r);
+      apixo_client_free(c);
+    }
+    CHECK_EQ(lc.below, 0);
+    if (min == APIXO_LOG_INFO) CHECK(lc.total > 0); /* "task ... accepted" at least */
+    pthread_mutex_destroy(&lc.lock);
+  }
+}
+
+/* Values the header allows must be accepted: it names only these as invalid:
+ * time scale "<= 0 or not finite", max retries "n < 0". */
+static void test_header_allowed_values(void) {
+  apixo_options *o = apixo_options_new();
+  CHECK_CODE(apixo_options_set_time_scale(o, 5000.0), APIXO_OK);
+  CHECK_CODE(apixo_options_set_time_scale(o, 1e-6), APIXO_OK);
+  CHECK_CODE(apixo_options_set_max_retries(o, 1000), APIXO_OK);
+  CHECK_CODE(apixo_options_set_limits(o, 100000, 100000), APIXO_OK);
+  CHECK_CODE(apixo_options_set_timeout_ms(o, 86400000L), APIXO_OK);
+  CHECK_CODE(apixo_options_set_max_download_bytes(o, INT64_MAX), APIXO_OK);
+  apixo_options_free(o);
+}
+
 int main(void) {
   h_init();
   RUN(test_defaults_and_free);
@@ -320,5 +377,7 @@ int main(void) {
   RUN(test_options_copied);
   RUN(test_logger_never_logs_key);
   RUN(test_ca_file_missing_is_not_fatal_for_http);
+  RUN(test_logger_min_level);
+  RUN(test_header_allowed_values);
   return h_finish();
 }

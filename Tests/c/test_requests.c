@@ -275,6 +275,11 @@ static void test_tag(void) {
   CHECK(j && strstr(j, "tag") == NULL);
   apixo_free(j);
   CHECK_CODE(apixo_request_set_tag(r, NULL), APIXO_OK);
+  /* the header names only an empty tag as invalid: any other string is the caller's */
+  char *longtag = repeat("x", 4096);
+  CHECK_CODE(apixo_request_set_tag(r, longtag), APIXO_OK);
+  free(longtag);
+  CHECK_CODE(apixo_request_set_tag(r, "line\nbreak \xc3\xa9"), APIXO_OK);
   apixo_request_free(r);
 }
 
