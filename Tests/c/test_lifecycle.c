@@ -2,7 +2,7 @@
  *
  *   - 40 clients, each freed right after apixo_submit (its task still holds a concurrency slot
  *     and a timer): the heap in use (glibc mallinfo2) grows by less than 200 KB in all, and
- *     the thread count returns to where it was. A client that is not released leaks itself
+ *     the thread count and the open file descriptors return to where they were. A client that is not released leaks itself
  *     and everything it owns (~15 KB each); valgrind (make test-valgrind) names it;
  *   - the same for clients freed with a submit whose answer was lost (INDETERMINATE), with a
  *     watched task, and idle ones.
@@ -13,6 +13,7 @@
 #include <string.h>
 
 static int thread_count(void) { return h_count_entries("/proc/self/task", ""); }
+static int fd_count(void) { return h_count_entries("/proc/self/fd", ""); }
 
 static long long heap_in_use(void) {
   struct mallinfo2 mi = mallinfo2();
@@ -68,6 +69,7 @@ static void cycles(const char *name, scenario_fn fn, int frees_itself) {
     if (!frees_itself) apixo_client_free(c);
   }
   int threads0 = thread_count();
+  int fds0 = fd_count();
   long long heap0 = heap_in_use();
   enum { N = 40 };
   for (int i = 0; i < N; i++) {
@@ -77,10 +79,11 @@ static void cycles(const char *name, scenario_fn fn, int frees_itself) {
     if (!frees_itself) apixo_client_free(c);
   }
   long long grew = heap_in_use() - heap0;
-  h_note("%s: %d clients created and freed: heap in use %+lld bytes, threads %d -> %d", name, N,
-         grew, threads0, thread_count());
+  h_note("%s: %d clients created and freed: heap in use %+lld bytes, threads %d -> %d, open "
+         "file descriptors %d -> %d", name, N, grew, threads0, thread_count(), fds0, fd_count());
   if (h_slow() == 1) CHECK(grew < 200 * 1024); /* valgrind has its own allocator */
   CHECK_EQ(thread_count(), threads0);
+  CHECK(fd_count() <= fds0 + 1); /* (the count itself opens one) */
   apixo_options_free(o);
   apixo_request_free(r);
   CHECK_EQ(sim_clear_faults(), 0);
