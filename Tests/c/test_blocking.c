@@ -414,6 +414,38 @@ static void test_long_multibyte_prompt(void) {
   apixo_client_free(c);
 }
 
+/* generate with timeout 0: "as for apixo_wait" (one status check, then TIMEOUT with that
+ * snapshot). With a free concurrency slot the submit itself is not queued, so every call
+ * submits once and returns TIMEOUT with a pending/processing snapshot. */
+static void test_generate_timeout_zero(void) {
+  sim_reset();
+  apixo_client *c = h_client();
+  if (!c) return;
+  enum { N = 8 };
+  char prompts[N][128];
+  int with_snapshot = 0, timeouts = 0;
+  for (int i = 0; i < N; i++) {
+    apixo_request *r = h_request(h_unique_prompt(prompts[i], sizeof prompts[i], "blocking gen0"), 1);
+    apixo_task *t = NULL;
+    int rc = apixo_generate(c, r, 0, &t);
+    if (rc == APIXO_ERR_TIMEOUT) timeouts++;
+    if (t) with_snapshot++;
+    apixo_task_free(t);
+    apixo_request_free(r);
+  }
+  h_sleep_ms(100);
+  json_t *st = sim_stats();
+  int sent = 0;
+  for (int i = 0; i < N; i++) sent += stats_prompt(st, "submits", prompts[i]) == 1;
+  json_decref(st);
+  h_note("generate(timeout 0) x%d: %d TIMEOUT, %d with a snapshot, %d submits reached the server",
+         N, timeouts, with_snapshot, sent);
+  CHECK_EQ(timeouts, N);
+  CHECK_EQ(with_snapshot, N);
+  CHECK_EQ(sent, N);
+  apixo_client_free(c);
+}
+
 int main(void) {
   h_init();
   RUN(test_submit_status_wait);
@@ -427,5 +459,6 @@ int main(void) {
   RUN(test_generate_deadline_in_queue);
   RUN(test_free_releases_queued_submit);
   RUN(test_long_multibyte_prompt);
+  RUN(test_generate_timeout_zero);
   return h_finish();
 }

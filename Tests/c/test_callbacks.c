@@ -438,6 +438,10 @@ struct during_free {
   apixo_request *r;
   int submit_rc;
   int watch_rc;
+  int status_rc;
+  int ingest_rc;
+  int download_rc;
+  int cancel_rc;
   h_slot self;
   h_slot never;
 };
@@ -448,6 +452,13 @@ static void during_free_cb(apixo_code code, const apixo_task *task, void *ud) {
   if (code == APIXO_ERR_CLOSED) {
     d->submit_rc = apixo_submit_async(d->c, d->r, h_slot_cb, &d->never);
     d->watch_rc = apixo_watch(d->c, NULL, "task_1", h_slot_cb, &d->never);
+    apixo_task *t = NULL;
+    d->status_rc = apixo_get_status(d->c, NULL, "task_1", &t);
+    apixo_task_free(t);
+    const char *body = "{\"taskId\":\"task_1\",\"state\":\"processing\"}";
+    d->ingest_rc = apixo_webhook_ingest(d->c, body, strlen(body), NULL);
+    d->download_rc = apixo_download(d->c, "http://127.0.0.1:1/x.jpg", "/tmp/apixo-never-written.jpg");
+    d->cancel_rc = apixo_cancel(d->c, "task_1");
   }
 }
 
@@ -467,6 +478,10 @@ static void test_calls_during_free(void) {
   CHECK_CODE(d.self.code, APIXO_ERR_CLOSED);
   CHECK_CODE(d.submit_rc, APIXO_ERR_CLOSED);
   CHECK_CODE(d.watch_rc, APIXO_ERR_CLOSED);
+  CHECK_CODE(d.status_rc, APIXO_ERR_CLOSED);
+  CHECK_CODE(d.ingest_rc, APIXO_ERR_CLOSED);
+  CHECK_CODE(d.download_rc, APIXO_ERR_CLOSED);
+  CHECK_CODE(d.cancel_rc, APIXO_ERR_CLOSED);
   CHECK_EQ(d.never.fired, 0);
   apixo_request_free(d.r);
 }
