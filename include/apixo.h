@@ -762,6 +762,9 @@ apixo_code apixo_resume(apixo_client *c, apixo_task_callback cb, void *user_data
  * streamed to "<path>.part-XXXX" beside its destination and renamed into
  * place once complete, so a destination never holds a partial file; on error
  * the temporary file is removed. At most max_download_bytes (options) per file.
+ * The options' HTTP timeout bounds each stretch without data (APIXO_ERR_TIMEOUT),
+ * not the whole file, so large files on slow links still arrive. Transient
+ * failures (network, timeout, 429, 5xx) are retried up to max_retries times.
  * ========================================================================= */
 
 /*

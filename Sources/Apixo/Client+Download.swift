@@ -94,12 +94,14 @@ extension Client {
             Glibc.close(fd)
             if !keep { unlink(tmp) }
         }
-        var req = HTTPRequest(method: .get, url: url, timeoutMs: max(options.timeoutMs, 120_000))
+        // The HTTP timeout bounds each stretch without data, not the whole file.
+        var req = HTTPRequest(method: .get, url: url, timeoutMs: options.timeoutMs)
+        req.idleTimeout = true
         req.followRedirects = true
         req.maxBodyBytes = Int(clamping: options.maxDownloadBytes)
         req.sinkFD = fd
         let w = Waiter<HTTPResult>()
-        engine.post { [self] in
+        try onEngine { [self] in
             if shutDown {
                 var r = HTTPResult()
                 r.aborted = true

@@ -2,6 +2,7 @@ import CCurl
 
 /// Who is waiting for a tracked task.
 enum Listener {
+    /// A callback and its drain ticket (`Client.register`).
     case callback(Int, TaskCallback)
     case waiter(Int, Waiter<Outcome>)
 }
@@ -29,10 +30,18 @@ final class PendingSubmit {
 final class Outgoing {
     let due: Double
     let seq: UInt64
-    let send: () -> Void
+    private(set) var send: (() -> Void)?
     /// Runs instead of `send` when the client shuts down first.
-    let drop: (() -> Void)?
-    var cancelled = false
+    private(set) var drop: (() -> Void)?
+    /// Cancelling (or sending) drops both closures, which hold the task and the client.
+    var cancelled = false {
+        didSet {
+            if cancelled {
+                send = nil
+                drop = nil
+            }
+        }
+    }
 
     init(due: Double, seq: UInt64, send: @escaping () -> Void, drop: (() -> Void)? = nil) {
         self.due = due
@@ -84,11 +93,11 @@ extension Client {
         ["Authorization: Bearer \(apiKey)", "Accept: application/json"]
     }
 
-    func makePendingSubmit(_ request: Request, callback: TaskCallback?,
+    func makePendingSubmit(_ request: Request, callback: (Int, TaskCallback)?,
                            onAccepted: ((Result<String, ApixoError>) -> Void)?) throws -> PendingSubmit {
         let body = Array(request.toJSON().utf8)
         let ps = PendingSubmit(request: request, body: body,
-                               callback: callback.map { (nextListenerID(), $0) }, onAccepted: onAccepted)
+                               callback: callback, onAccepted: onAccepted)
         ps.journalSeq = try journal?.intent(model: request.model, body: request.toJSON(), tag: request.tag)
         return ps
     }
@@ -138,8 +147,9 @@ extension Client {
             limiter.record(now)
             if let s = submitAt, s <= now {
                 sendSubmit(submitQueue.removeFirst())
-            } else if let g = getQueue.pop() {
-                g.send()
+            } else if let g = getQueue.pop(), let send = g.send {
+                g.cancelled = true  // sent: release the closures
+                send()
             }
         }
     }
@@ -233,8 +243,8 @@ extension Client {
                               snapshot: e.code == .indeterminate ? indeterminateSnapshot(ps) : nil)
         }
         ps.onAccepted?(.failure(e))
-        if let (_, cb) = ps.callback {
-            deliver(cb, Outcome(code: e.code, task: indeterminateSnapshot(ps), message: e.message), journalSeq: seq)
+        if let (ticket, cb) = ps.callback {
+            deliver(cb, ticket, Outcome(code: e.code, task: indeterminateSnapshot(ps), message: e.message), journalSeq: seq)
         }
     }
 
@@ -402,9 +412,9 @@ extension Client {
         var callbacks = 0
         for l in listeners {
             switch l {
-            case .callback(_, let cb):
+            case .callback(let ticket, let cb):
                 callbacks += 1
-                deliver(cb, o, journalSeq: t.journalSeq)
+                deliver(cb, ticket, o, journalSeq: t.journalSeq)
             case .waiter(_, let w): w.fulfill(o)
             }
         }
@@ -462,7 +472,7 @@ extension Client {
     func notify(_ l: Listener, _ o: Outcome, journalSeq: Int64?) {
         if let journalSeq { journal?.terminal(seq: journalSeq, code: o.code, message: o.message, snapshot: o.task) }
         switch l {
-        case .callback(_, let cb): deliver(cb, o, journalSeq: journalSeq)
+        case .callback(let ticket, let cb): deliver(cb, ticket, o, journalSeq: journalSeq)
         case .waiter(_, let w): w.fulfill(o)
         }
     }
@@ -487,18 +497,19 @@ extension Client {
     /// Fires the task's callbacks with `.cancelled`; blocking waits on it go on.
     func cancelOnEngine(taskId: String) -> Bool {
         guard let t = tasks[taskId] else { return false }
-        var callbacks: [TaskCallback] = []
+        var callbacks: [(Int, TaskCallback)] = []
         t.listeners.removeAll { l in
-            if case .callback(_, let cb) = l {
-                callbacks.append(cb)
+            if case .callback(let ticket, let cb) = l {
+                callbacks.append((ticket, cb))
                 return true
             }
             return false
         }
         guard !callbacks.isEmpty else { return false }
-        let o = Outcome(code: .cancelled, task: t.snapshot, message: "tracking of task \(taskId) was cancelled")
+        let snap = t.snapshot ?? TaskSnapshot(id: t.id, model: t.model, state: .pending, tag: t.tag)
+        let o = Outcome(code: .cancelled, task: snap, message: "tracking of task \(taskId) was cancelled")
         if let seq = t.journalSeq { journal?.terminal(seq: seq, code: .cancelled, message: o.message, snapshot: t.snapshot) }
-        for cb in callbacks { deliver(cb, o, journalSeq: t.journalSeq) }
+        for (ticket, cb) in callbacks { deliver(cb, ticket, o, journalSeq: t.journalSeq) }
         if t.listeners.isEmpty {
             if t.overdue {
                 t.overdue = false
@@ -586,6 +597,8 @@ extension Client {
 
     func shutdownOnEngine() {
         shutDown = true
+        pumpTimer?.cancelled = true
+        pumpTimer = nil  // its closure holds the client
         let closed = Outcome(code: .closed, task: nil, message: "the client was closed")
         let queued = submitQueue
         submitQueue.removeAll()
@@ -599,15 +612,22 @@ extension Client {
                 let o = Outcome(code: .closed, task: t.snapshot ?? TaskSnapshot(id: t.id, model: t.model, state: .pending, tag: t.tag),
                                 message: closed.message)
                 switch l {
-                case .callback(_, let cb): deliver(cb, o, journalSeq: nil)
+                case .callback(let ticket, let cb): deliver(cb, ticket, o, journalSeq: nil)
                 case .waiter(_, let w): w.fulfill(o)
                 }
             }
         }
         while let g = getQueue.pop() {
             if g.cancelled { continue }
+            let drop = g.drop
             g.cancelled = true
-            g.drop?()
+            drop?()
+        }
+        for t in all {
+            t.poll?.cancelled = true
+            t.poll = nil
+            t.slotTimer?.cancelled = true
+            t.slotTimer = nil
         }
         engine.abortAll()
     }

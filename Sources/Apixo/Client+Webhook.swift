@@ -8,7 +8,7 @@ extension Client {
         try checkOpen()
         let snap = try Client.parseWebhook(body)
         let w = Waiter<Result<TaskSnapshot, ApixoError>>()
-        engine.post { [self] in
+        try onEngine { [self] in
             if let t = tasks[snap.id] {
                 apply(t, snap)
                 w.fulfill(.success(snap.with(model: t.model, tag: t.tag)))
@@ -44,20 +44,20 @@ extension Client {
         guard let journal else { throw ApixoError(.invalidArgument, "resume needs a journal (apixo_options_set_journal)") }
         let entries = journal.takeLeftover()
         for e in entries {
-            callbackRegistered()
+            let ticket = ledger.register()
             if let code = e.terminalCode, code != .closed {
                 // The outcome is known; only its delivery was lost.
                 let snap = e.snapshotJSON.flatMap { try? JSON.parse($0) }.flatMap {
                     try? TaskSnapshot.parse(data: $0, model: e.model, tag: e.tag)
                 } ?? (code == .indeterminate ? TaskSnapshot(id: "", model: e.model, state: .pending, tag: e.tag) : nil)
-                deliver(callback, Outcome(code: code, task: snap, message: e.terminalMessage ?? ""), journalSeq: e.seq)
+                deliver(callback, ticket, Outcome(code: code, task: snap, message: e.terminalMessage ?? ""), journalSeq: e.seq)
             } else if let id = e.taskId {
-                let lid = nextListenerID()
-                engine.post { [self] in
-                    addListener(taskId: id, model: e.model, tag: e.tag, .callback(lid, callback), journalSeq: e.seq,
+                let posted = engine.post { [self] in
+                    addListener(taskId: id, model: e.model, tag: e.tag, .callback(ticket, callback), journalSeq: e.seq,
                                 holdsSlot: e.kind == "intent")
                     if let t = tasks[id], t.tag == nil { t.tag = e.tag }
                 }
+                if !posted { ledger.fired(ticket) }  // closed meanwhile: the journal keeps it
             } else if e.sending || e.body == nil {
                 let msg = "a submit was sent before a crash and its answer was lost; the task may exist and was not resubmitted"
                 journal.terminal(seq: e.seq, code: .indeterminate, message: msg, snapshot: nil)
@@ -66,14 +66,21 @@ extension Client {
                     slotsUsed += 1
                     holdSlotForUnknownTask(model: e.model, resolution: "2K")
                 }
-                deliver(callback, Outcome(code: .indeterminate, task: TaskSnapshot(id: "", model: e.model, state: .pending, tag: e.tag),
+                deliver(callback, ticket, Outcome(code: .indeterminate, task: TaskSnapshot(id: "", model: e.model, state: .pending, tag: e.tag),
                                           message: msg), journalSeq: e.seq)
             } else {
-                let body = try JSON.parse(e.body!)
-                let req = try Request.fromBody(model: e.model, body: body, tag: e.tag)
-                let ps = PendingSubmit(request: req, body: Array(e.body!.utf8), callback: (nextListenerID(), callback), onAccepted: nil)
+                // Never sent: send it now.
+                guard let body = try? JSON.parse(e.body!),
+                      let req = try? Request.fromBody(model: e.model, body: body, tag: e.tag) else {
+                    let msg = "the journalled request could not be read back; it was never sent"
+                    journal.terminal(seq: e.seq, code: .protocol, message: msg, snapshot: nil)
+                    deliver(callback, ticket, Outcome(code: .protocol, task: TaskSnapshot(id: "", model: e.model, state: .pending, tag: e.tag),
+                                              message: msg), journalSeq: e.seq)
+                    continue
+                }
+                let ps = PendingSubmit(request: req, body: Array(e.body!.utf8), callback: (ticket, callback), onAccepted: nil)
                 ps.journalSeq = e.seq
-                engine.post { [self] in enqueueSubmit(ps) }
+                if !engine.post({ [self] in enqueueSubmit(ps) }) { ledger.fired(ticket) }
             }
         }
         return entries.map { ResumedTask(model: $0.model, taskId: $0.taskId, tag: $0.tag) }

@@ -26,9 +26,9 @@ public final class Client {
 
     // Shared state (under `stateLock`).
     private let stateLock = Mutex()
-    private let stateCond = Condition()
     private var closing = false
-    private var pendingCallbacks = 0
+    /// Callbacks registered and not yet fired, for drain.
+    let ledger = CallbackLedger()
 
     // Engine-thread state (see Client+Engine.swift).
     let limiter: RateLimiter
@@ -92,7 +92,6 @@ public final class Client {
         engine.stop()
         dispatcher.stop()
         journal?.close()
-        stateLock.with { stateCond.broadcast() }
     }
 
     var isClosing: Bool { stateLock.with { closing } }
@@ -101,25 +100,19 @@ public final class Client {
         if isClosing { throw ApixoError(.closed, "the client is closed") }
     }
 
-    // MARK: callbacks bookkeeping
-
-    func callbackRegistered() {
-        stateLock.with { pendingCallbacks += 1 }
+    /// Posts work to the engine thread, or throws `.closed` when it has stopped (a close
+    /// that raced with this call): a dropped post must never leave a caller waiting.
+    func onEngine(_ work: @escaping () -> Void) throws {
+        guard engine.post(work) else { throw ApixoError(.closed, "the client is closed") }
     }
 
-    func callbackFinished() {
-        stateLock.with {
-            pendingCallbacks -= 1
-            if pendingCallbacks == 0 { stateCond.broadcast() }
-        }
-    }
-
-    /// Runs a user callback on the dispatcher thread, then records its delivery.
-    func deliver(_ cb: @escaping TaskCallback, _ outcome: Outcome, journalSeq: Int64?) {
+    /// Runs a user callback on the dispatcher thread, records its delivery in the journal,
+    /// then marks its drain ticket fired (so a drain returns only once deliveries are durable).
+    func deliver(_ cb: @escaping TaskCallback, _ ticket: Int, _ outcome: Outcome, journalSeq: Int64?) {
         dispatcher.enqueue { [self] in
             cb(outcome.code, outcome.task, outcome.message)
             if let journalSeq { journal?.delivered(seq: journalSeq) }
-            callbackFinished()
+            ledger.fired(ticket)
         }
     }
 
@@ -142,7 +135,7 @@ public final class Client {
         try request.validate()
         let w = Waiter<Result<String, ApixoError>>()
         let ps = try makePendingSubmit(request, callback: nil) { w.fulfill($0) }
-        engine.post { [self] in enqueueSubmit(ps) }
+        try onEngine { [self] in enqueueSubmit(ps) }
         if let got = w.wait(until: queueDeadline) { return try got.get() }
         engine.post { [self] in
             if let i = submitQueue.firstIndex(where: { $0 === ps }) {
@@ -163,7 +156,7 @@ public final class Client {
         let model = try Client.checkModel(model)
         try Client.checkTaskId(taskId)
         let w = Waiter<Result<TaskSnapshot, ApixoError>>()
-        engine.post { [self] in fetchStatus(model: model, taskId: taskId, attempt: 0) { w.fulfill($0) } }
+        try onEngine { [self] in fetchStatus(model: model, taskId: taskId, attempt: 0) { w.fulfill($0) } }
         return try w.wait(until: nil)!.get()
     }
 
@@ -186,7 +179,7 @@ public final class Client {
         }
         let w = Waiter<Outcome>()
         let id = nextListenerID()
-        engine.post { [self] in addListener(taskId: taskId, model: model, tag: nil, .waiter(id, w), journalSeq: nil) }
+        try onEngine { [self] in addListener(taskId: taskId, model: model, tag: nil, .waiter(id, w), journalSeq: nil) }
         if let got = w.wait(until: deadline) { return try Client.result(got) }
         engine.post { [self] in timeOutWaiter(taskId: taskId, id: id, w) }
         return try Client.result(w.wait(until: nil)!)
@@ -234,9 +227,14 @@ public final class Client {
     public func submitAsync(_ request: Request, callback: @escaping TaskCallback) throws {
         try checkOpen()
         try request.validate()
-        let ps = try makePendingSubmit(request, callback: callback, onAccepted: nil)
-        callbackRegistered()
-        engine.post { [self] in enqueueSubmit(ps) }
+        let ticket = ledger.register()
+        do {
+            let ps = try makePendingSubmit(request, callback: (ticket, callback), onAccepted: nil)
+            try onEngine { [self] in enqueueSubmit(ps) }
+        } catch {
+            ledger.fired(ticket)
+            throw error
+        }
     }
 
     /// Tracks an existing task; `callback` fires exactly once when it ends.
@@ -246,11 +244,15 @@ public final class Client {
         let model = try Client.checkModel(model)
         try Client.checkTaskId(taskId)
         let seq = try journal?.watch(model: model, taskId: taskId, tag: tag)
-        callbackRegistered()
-        let id = nextListenerID()
-        engine.post { [self] in
-            addListener(taskId: taskId, model: model, tag: tag, .callback(id, callback), journalSeq: seq)
-            if let tag, let t = tasks[taskId], t.tag == nil { t.tag = tag }
+        let ticket = ledger.register()
+        do {
+            try onEngine { [self] in
+                addListener(taskId: taskId, model: model, tag: tag, .callback(ticket, callback), journalSeq: seq)
+                if let tag, let t = tasks[taskId], t.tag == nil { t.tag = tag }
+            }
+        } catch {
+            ledger.fired(ticket)
+            throw error
         }
     }
 
@@ -286,27 +288,23 @@ public final class Client {
         try checkOpen()
         try Client.checkTaskId(taskId)
         let w = Waiter<Bool>()
-        engine.post { [self] in w.fulfill(cancelOnEngine(taskId: taskId)) }
+        try onEngine { [self] in w.fulfill(cancelOnEngine(taskId: taskId)) }
         guard w.wait(until: nil)! else {
             throw ApixoError(.notFound, "task \(taskId) is not tracked by this client")
         }
     }
 
-    /// Waits until every callback registered so far has fired. `timeoutMs` < 0: no deadline.
+    /// Waits until every callback registered before this call has fired (later ones are
+    /// not waited for). `timeoutMs` < 0: no deadline.
     public func drain(timeoutMs: Int) throws {
         if dispatcher.isDispatcherThread {
             throw ApixoError(.invalidArgument, "drain must not be called from a callback")
         }
         let deadline = timeoutMs < 0 ? nil : monotonicSeconds() + Double(timeoutMs) / 1000
-        try stateLock.with {
-            while pendingCallbacks > 0 {
-                if !stateCond.wait(stateLock, until: deadline), pendingCallbacks > 0 {
-                    throw ApixoError(.timeout, "\(pendingCallbacks) callbacks still pending")
-                }
-            }
-        }
+        let left = ledger.wait(until: deadline)
+        if left > 0 { throw ApixoError(.timeout, "\(left) callbacks still pending") }
     }
 
     /// Number of callbacks registered and not yet fired.
-    public var pendingCallbackCount: Int { stateLock.with { pendingCallbacks } }
+    public var pendingCallbackCount: Int { ledger.outstanding }
 }

@@ -5,8 +5,12 @@ import Glibc
 final class TimerToken {
     let due: Double
     let seq: UInt64
-    let action: () -> Void
-    var cancelled = false
+    /// Dropped once the timer fires or is cancelled: the closures hold tasks and the client,
+    /// and a token held by a task must not keep that cycle alive.
+    private(set) var action: (() -> Void)?
+    var cancelled = false {
+        didSet { if cancelled { action = nil } }
+    }
 
     init(due: Double, seq: UInt64, action: @escaping () -> Void) {
         self.due = due
@@ -69,6 +73,7 @@ final class Engine {
     private let postLock = Mutex()
     private var posted: [() -> Void] = []
     private var stopRequested = false
+    private var stopped = false
     private var thread: pthread_t?
     private var engineThreadID: pthread_t?
 
@@ -106,10 +111,17 @@ final class Engine {
         return pthread_equal(id, pthread_self()) != 0
     }
 
-    /// Runs `work` on the engine thread soon. Safe from any thread.
-    func post(_ work: @escaping () -> Void) {
-        postLock.with { posted.append(work) }
-        curl_multi_wakeup(multi)
+    /// Runs `work` on the engine thread soon. Safe from any thread. False (and `work` is
+    /// dropped) once the loop has ended.
+    @discardableResult
+    func post(_ work: @escaping () -> Void) -> Bool {
+        let accepted = postLock.with { () -> Bool in
+            if stopped { return false }  // after the loop ended, work would only leak
+            posted.append(work)
+            return true
+        }
+        if accepted { curl_multi_wakeup(multi) }
+        return accepted
     }
 
     /// Asks the loop to finish after the posted work; joins the thread.
@@ -149,6 +161,27 @@ final class Engine {
             return
         }
         transfers[t.easy] = t
+        if request.idleTimeout { watch(t, seen: -1, since: clock.now) }
+    }
+
+    /// Ends a transfer that has received nothing for its timeout (see `HTTPRequest.idleTimeout`).
+    private func watch(_ t: Transfer, seen: Int, since: Double) {
+        let limit = Double(t.request.timeoutMs) / 1000
+        after(min(limit, 0.25)) { [weak self, weak t] in
+            guard let self, let t, self.transfers[t.easy] === t else { return }
+            let now = self.clock.now
+            if t.receivedBytes != seen {
+                self.watch(t, seen: t.receivedBytes, since: now)
+            } else if now - since >= limit {
+                self.transfers[t.easy] = nil
+                curl_multi_remove_handle(self.multi, t.easy)
+                var r = t.finish(CURLE_OPERATION_TIMEDOUT)
+                r.curlMessage = "no data for \(t.request.timeoutMs) ms"
+                t.completion(r)
+            } else {
+                self.watch(t, seen: seen, since: since)
+            }
+        }
     }
 
     /// Ends every transfer with `aborted` set (engine thread only, at shutdown).
@@ -173,10 +206,14 @@ final class Engine {
             work = posted
             posted.removeAll()
             stopping = stopRequested
+            if stopping && work.isEmpty { stopped = true }
             postLock.unlock()
             for w in work { w() }
             if stopping && work.isEmpty {
                 abortAll()
+                // Timers hold closures that hold the client: drop them, or the client and
+                // everything it owns would outlive apixo_client_free.
+                timers = Heap<TimerToken>(less: { $0.due < $1.due })
                 return
             }
             runDueTimers()
@@ -217,7 +254,10 @@ final class Engine {
     private func runDueTimers() {
         while let t = timers.first, t.due <= clock.now {
             timers.pop()
-            if !t.cancelled { t.action() }
+            if !t.cancelled, let action = t.action {
+                t.cancelled = true  // fired: release the closure
+                action()
+            }
         }
         // Drop cancelled timers at the top so they do not shorten the sleep.
         while let t = timers.first, t.cancelled { timers.pop() }

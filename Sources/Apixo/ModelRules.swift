@@ -30,12 +30,11 @@ struct ModelRules {
         promptMaxCharacters: 5000,
         expectedSeconds: ["2K": 25...35, "3K": 35...50])
 
-    /// Seedream 4.5: the same input as 5.0 but 2K or 4K, and no explicit sizes.
+    /// Seedream 4.5: the same input as 5.0 but 2K or 4K.
     static let seedream45: ModelRules = {
         var r = seedream50
         r.model = "seedream-4-5"
         r.resolutions = ["2K", "4K"]
-        r.explicitSizes = false
         r.expectedSeconds = ["2K": 25...35, "4K": 45...60]
         return r
     }()
@@ -52,7 +51,13 @@ struct ModelRules {
         values.joined(separator: ", ")
     }
 
-    /// Whether `s` is an explicit size: digits, one of `x`, `X`, `*`, digits; both sides > 0.
+    /// The pixel range and the most elongated ratio of an explicit size: the provider's
+    /// published bounds (2560x1440 to 4096x4096 pixels, ratios from 1:16 to 16:1).
+    static let explicitPixels = 3_686_400...16_777_216
+    static let explicitMaxRatio = 16
+
+    /// Whether `s` is an explicit size: digits, one of `x`, `X`, `*`, digits, inside the
+    /// pixel range and ratio bounds.
     static func isExplicitSize(_ s: String) -> Bool {
         let u = Array(s.utf8)
         guard let sep = u.firstIndex(where: { $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") || $0 == UInt8(ascii: "*") })
@@ -63,7 +68,7 @@ struct ModelRules {
             return d.reduce(0) { $0 * 10 + Int($1 - 48) }
         }
         guard let wv = num(w), let hv = num(h), wv > 0, hv > 0 else { return false }
-        return true
+        return explicitPixels.contains(wv * hv) && wv <= explicitMaxRatio * hv && hv <= explicitMaxRatio * wv
     }
 
     /// Checks one input field's value. Fields the rules do not know pass.
@@ -85,7 +90,8 @@ struct ModelRules {
         case "mode":
             return oneOf(modes)
         case "max_images":
-            guard let n = value.int64Value, value.boolValue == nil, maxImages.contains(Int(clamping: n)) else {
+            // An integer in the JSON sense: 2.0 and true are not.
+            guard case .int(let n) = value, maxImages.contains(Int(clamping: n)) else {
                 return "input.max_images must be an integer from \(maxImages.lowerBound) to \(maxImages.upperBound)"
             }
             return nil
@@ -105,7 +111,8 @@ struct ModelRules {
                 return nil
             }
             return "input.resolution must be one of \(ModelRules.list(resolutions))"
-                + (explicitSizes ? " or an explicit size such as 2048x2048" : "")
+                + (explicitSizes ? " or an explicit size WIDTHxHEIGHT (x, X or *) of 3686400 to 16777216 pixels"
+                       + " and a ratio from 1:16 to 16:1, e.g. 2048x2048" : "")
         case "aspect_ratio":
             return oneOf(aspectRatios)
         case "sequential_image_generation":

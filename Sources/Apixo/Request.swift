@@ -34,10 +34,14 @@ public struct Request: Equatable {
         }
     }
 
+    /// An absolute http or https URL with a host and no spaces or control characters.
     static func isHTTPURL(_ s: String) -> Bool {
         let lower = s.lowercased()
         for scheme in ["http://", "https://"] where lower.hasPrefix(scheme) {
-            return s.utf8.count > scheme.utf8.count && !s.utf8.contains(where: { $0 <= 32 || $0 == 127 })
+            let rest = s.utf8.dropFirst(scheme.utf8.count)
+            guard let first = rest.first, first != UInt8(ascii: "/"), first != UInt8(ascii: "?"),
+                  first != UInt8(ascii: "#"), first != UInt8(ascii: ":") else { return false }
+            return !s.utf8.contains(where: { $0 <= 32 || $0 == 127 })
         }
         return false
     }
@@ -102,10 +106,10 @@ public struct Request: Equatable {
         requestType = "async"
     }
 
-    /// Sets the caller's tag (kept in the journal, never sent). At most 1024 bytes.
+    /// Sets the caller's tag (kept in the journal, never sent); nil removes it.
     public mutating func setTag(_ t: String?) throws {
-        if let t, t.utf8.count > 1024 || t.utf8.contains(0) {
-            throw ApixoError(.invalidArgument, "tag must be at most 1024 bytes without NUL")
+        if let t, t.isEmpty || t.utf8.contains(0) {
+            throw ApixoError(.invalidArgument, "tag must be non-empty text without NUL")
         }
         tag = t
     }

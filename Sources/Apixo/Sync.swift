@@ -136,3 +136,45 @@ public final class SystemClock: Clock {
     public init() {}
     public var now: Double { monotonicSeconds() }
 }
+
+/// Which registered callbacks have not fired yet, so that drain can wait for exactly those
+/// registered before it was called.
+final class CallbackLedger {
+    private let mutex = Mutex()
+    private let cond = Condition()
+    private var last = 0
+    private var pending = Set<Int>()
+
+    func register() -> Int {
+        mutex.with {
+            last += 1
+            pending.insert(last)
+            return last
+        }
+    }
+
+    /// Idempotent: a ticket fires once.
+    func fired(_ ticket: Int) {
+        mutex.with {
+            if pending.remove(ticket) != nil { cond.broadcast() }
+        }
+    }
+
+    var outstanding: Int { mutex.with { pending.count } }
+
+    /// Waits until every ticket issued so far has fired; returns how many are still pending
+    /// when `deadline` (monotonic seconds) passes first.
+    func wait(until deadline: Double?) -> Int {
+        mutex.with {
+            let upTo = last
+            func left() -> Int { pending.reduce(0) { $0 + ($1 <= upTo ? 1 : 0) } }
+            while left() > 0 {
+                if !cond.wait(mutex, until: deadline) {
+                    let n = left()
+                    if n > 0 { return n }
+                }
+            }
+            return 0
+        }
+    }
+}

@@ -17,6 +17,9 @@ struct HTTPRequest {
     var maxBodyBytes = 8 << 20
     /// Streams the body to this file descriptor instead of memory.
     var sinkFD: Int32 = -1
+    /// When set, `timeoutMs` bounds the time without progress instead of the whole
+    /// transfer (downloads of large files on slow links).
+    var idleTimeout = false
 }
 
 /// What came back: a curl result, and when there was an answer, its status, headers and body.
@@ -77,7 +80,7 @@ final class Transfer {
         _ = apixo_curl_setopt_str(easy, CURLOPT_URL, request.url)
         _ = apixo_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         _ = apixo_curl_setopt_str(easy, CURLOPT_PROTOCOLS_STR, "http,https")
-        _ = apixo_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, request.timeoutMs)
+        if !request.idleTimeout { _ = apixo_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, request.timeoutMs) }
         _ = apixo_curl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, min(request.timeoutMs, 15_000))
         _ = apixo_curl_setopt_str(easy, CURLOPT_USERAGENT, "apixo/\(apixoVersion)")
         _ = apixo_curl_setopt_str(easy, CURLOPT_ACCEPT_ENCODING, "")
@@ -120,6 +123,7 @@ final class Transfer {
             return 0
         }
         result.bodyBytes += n
+        receivedBytes += n
         if request.sinkFD >= 0 {
             var off = 0
             while off < n {
@@ -137,7 +141,11 @@ final class Transfer {
         return n
     }
 
+    /// Bytes received so far, headers included: the engine's idle watchdog compares them.
+    private(set) var receivedBytes = 0
+
     private func header(_ p: UnsafeRawPointer, _ n: Int) {
+        receivedBytes += n
         let line = String(decoding: UnsafeRawBufferPointer(start: p, count: n), as: UTF8.self)
         if line.hasPrefix("HTTP/") {
             result.headers.removeAll()  // a new response (redirect or 100) starts

@@ -22,8 +22,8 @@ final class RequestTests: XCTestCase {
         XCTAssertEqual(message { try r.setMaxImages(0) }, "input.max_images must be an integer from 1 to 10")
         XCTAssertNil(message { try r.setMaxImages(10) })
         XCTAssertTrue(message { try r.setResolution("4K") }!.contains("2K, 3K"))
-        for ok in ["2K", "3K", "2048x2048", "2048X2048", "2048*2048"] { XCTAssertNil(message { try r.setResolution(ok) }) }
-        for bad in ["2048x", "x2048", "0x10", "2048-2048", ""] { XCTAssertNotNil(message { try r.setResolution(bad) }, bad) }
+        for ok in ["2K", "3K", "2048x2048", "2048X2048", "2048*2048", "2560x1440", "4096x4096"] { XCTAssertNil(message { try r.setResolution(ok) }) }
+        for bad in ["2048x", "x2048", "0x10", "2048-2048", "", "100x100", "1920x1080", "16384x256", "5000x5000"] { XCTAssertNotNil(message { try r.setResolution(bad) }, bad) }
         XCTAssertTrue(message { try r.setAspectRatio("5:4") }!.hasPrefix("input.aspect_ratio must be one of 1:1"))
         XCTAssertNotNil(message { try r.setOutputFormat("gif") })
         XCTAssertNotNil(message { try r.setSequential("on") })
