@@ -34,6 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 TIME_SCALE = "0.01"
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$")
+RUNNING = []  # the test binary running now, to stop it if run.py is interrupted
 
 
 def start_sim():
@@ -118,6 +119,7 @@ def run_binary(path, env, timeout, use_valgrind):
                                 text=True, errors="replace", start_new_session=True)
     except OSError as e:
         return name, 0, 1, 0.0, ["cannot run: %s" % e], [], None
+    RUNNING.append(proc)
     timed_out = [False]
 
     def on_timeout():
@@ -140,6 +142,7 @@ def run_binary(path, env, timeout, use_valgrind):
         proc.wait()
     finally:
         timer.cancel()
+        RUNNING.remove(proc)
     elapsed = time.monotonic() - t0
     passed, failed = last_summary if last_summary else (0, 0)
     problems = []
@@ -157,7 +160,21 @@ def run_binary(path, env, timeout, use_valgrind):
     return name, passed, failed, elapsed, problems, vg, vlog
 
 
+def stop_running():
+    for proc in list(RUNNING):
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def on_sigterm(signum, frame):
+    raise SystemExit("run.py: terminated (signal %d)" % signum)
+
+
 def main(argv):
+    signal.signal(signal.SIGTERM, on_sigterm)
     binaries = [a for a in argv[1:] if not a.startswith("-")]
     if not binaries:
         print("usage: run.py TEST_BINARY...", file=sys.stderr)
@@ -194,6 +211,7 @@ def main(argv):
             elif vlog:
                 print("    valgrind log kept: " + vlog)
     finally:
+        stop_running()
         stop_sim(proc)
     total_p = sum(r[1] for r in results)
     total_f = sum(r[2] for r in results)
