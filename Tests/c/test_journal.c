@@ -383,6 +383,7 @@ static void test_resume_counts_running_tasks(void) {
     apixo_request_free(r);
   }
   CHECK(wait_created(prompts, N, 10));
+  h_sleep_ms(100); /* and their ids are journalled (an id-less entry is another case) */
   apixo_client_free(c);
   c = jclient(path, 0);
   if (!c) goto out;
