@@ -719,8 +719,12 @@ apixo_code apixo_webhook_ingest(apixo_client *c, const char *body, size_t len,
  * task id as soon as it is known, before apixo_submit returns or the async
  * path moves on; terminal states; and each callback delivery. After a crash,
  * a new client on the same file and apixo_resume finish the job: every
- * submitted task is tracked to its end and its callback fires exactly once
- * across runs; nothing is submitted twice.
+ * submitted task is tracked to its end and its final outcome is delivered;
+ * nothing is submitted twice. Two cases deliver more than once across runs:
+ * a crash during a callback (that callback fires again), and a client freed
+ * before a task ended (its callback fired with APIXO_ERR_CLOSED, which is not
+ * an outcome: the next run's resume delivers the real one). Key what a
+ * callback does by tag or task id.
  * ========================================================================= */
 
 /*

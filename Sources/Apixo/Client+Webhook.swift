@@ -62,9 +62,10 @@ extension Client {
                 let msg = "a submit was sent before a crash and its answer was lost; the task may exist and was not resubmitted"
                 journal.terminal(seq: e.seq, code: .indeterminate, message: msg, snapshot: nil)
                 // Such a task may be running on the server: count it against the cap for as long.
+                let resolution = e.body.flatMap { try? JSON.parse($0) }?["input"]?["resolution"]?.stringValue ?? "2K"
                 engine.post { [self] in
                     slotsUsed += 1
-                    holdSlotForUnknownTask(model: e.model, resolution: "2K")
+                    holdSlotForUnknownTask(model: e.model, resolution: resolution)
                 }
                 deliver(callback, ticket, Outcome(code: .indeterminate, task: TaskSnapshot(id: "", model: e.model, state: .pending, tag: e.tag),
                                           message: msg), journalSeq: e.seq)

@@ -82,7 +82,7 @@ static void cycles(const char *name, scenario_fn fn, int frees_itself) {
   h_note("%s: %d clients created and freed: heap in use %+lld bytes, threads %d -> %d, open "
          "file descriptors %d -> %d", name, N, grew, threads0, thread_count(), fds0, fd_count());
   if (h_slow() == 1) CHECK(grew < 200 * 1024); /* valgrind has its own allocator */
-  CHECK_EQ(thread_count(), threads0);
+  CHECK(thread_count() <= threads0); /* a thread of an earlier test may still be ending */
   CHECK(fd_count() <= fds0 + 1); /* (the count itself opens one) */
   apixo_options_free(o);
   apixo_request_free(r);
