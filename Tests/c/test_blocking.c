@@ -446,6 +446,35 @@ static void test_generate_timeout_zero(void) {
   apixo_client_free(c);
 }
 
+/* HTTP connections are reused: a submit goes out on a fresh connection of its own (so curl
+ * can never silently resend it), every status request after it reuses one connection. */
+static void test_connections_are_reused(void) {
+  apixo_client *c = h_client();
+  char prompt[128];
+  apixo_request *r = h_request(h_unique_prompt(prompt, sizeof prompt, "reuse"), 1);
+  char *id = NULL;
+  if (!c || !r) goto out;
+  json_t *before = sim_stats();
+  long long conns0 = stats_int(before, "connections_accepted");
+  json_decref(before);
+  if (!CHECK_CODE(apixo_submit(c, r, &id), APIXO_OK)) goto out;
+  for (int i = 0; i < 12; i++) {
+    apixo_task *t = NULL;
+    CHECK_CODE(apixo_get_status(c, NULL, id, &t), APIXO_OK);
+    apixo_task_free(t);
+  }
+  json_t *after = sim_stats();
+  long long conns = stats_int(after, "connections_accepted") - conns0;
+  json_decref(after);
+  h_note("1 submit + 12 status requests used %lld connections", conns);
+  CHECK(conns >= 1);
+  CHECK(conns <= 2);
+out:
+  apixo_free(id);
+  apixo_request_free(r);
+  apixo_client_free(c);
+}
+
 int main(void) {
   h_init();
   RUN(test_submit_status_wait);
@@ -460,5 +489,6 @@ int main(void) {
   RUN(test_free_releases_queued_submit);
   RUN(test_long_multibyte_prompt);
   RUN(test_generate_timeout_zero);
+  RUN(test_connections_are_reused);
   return h_finish();
 }
