@@ -159,23 +159,21 @@ final class Journal {
 
     /// Records a submit before it is sent; returns its sequence number.
     func intent(model: String, body: String, tag: String?) throws -> Int64 {
-        let seq = mutex.with { () -> Int64 in
-            nextSeq += 1
-            return nextSeq - 1
-        }
-        var r = JSONObject([("t", .string("intent")), ("seq", .int(seq)), ("model", .string(model)), ("body", .string(body))])
-        if let tag { r["tag"] = .string(tag) }
-        guard append(r) else { throw ApixoError(.io, "journal \(path): write failed: \(String(cString: strerror(errno)))") }
-        return seq
+        try begin("intent", model: model, [("body", .string(body))], tag: tag)
     }
 
     /// Records a watch of an existing task.
     func watch(model: String, taskId: String, tag: String?) throws -> Int64 {
+        try begin("watch", model: model, [("id", .string(taskId))], tag: tag)
+    }
+
+    /// Appends the first record of a new entry and returns its sequence number.
+    private func begin(_ kind: String, model: String, _ fields: [(String, JSON)], tag: String?) throws -> Int64 {
         let seq = mutex.with { () -> Int64 in
             nextSeq += 1
             return nextSeq - 1
         }
-        var r = JSONObject([("t", .string("watch")), ("seq", .int(seq)), ("model", .string(model)), ("id", .string(taskId))])
+        var r = JSONObject([("t", .string(kind)), ("seq", .int(seq)), ("model", .string(model))] + fields)
         if let tag { r["tag"] = .string(tag) }
         guard append(r) else { throw ApixoError(.io, "journal \(path): write failed: \(String(cString: strerror(errno)))") }
         return seq

@@ -7,6 +7,14 @@ public func apixo_options_new() -> OpaquePointer? { retained(OptionsBox()) }
 @_cdecl("apixo_options_free")
 public func apixo_options_free(_ o: OpaquePointer?) { release(o, as: OptionsBox.self) }
 
+/// A path argument where NULL means "none" and "" is an error.
+private func optionalPath(_ path: UnsafePointer<CChar>?) throws -> String? {
+    guard let path else { return nil }
+    let p = String(cString: path)
+    guard !p.isEmpty else { throw invalid("path must not be empty") }
+    return p
+}
+
 private func withOptions(_ o: OpaquePointer?, _ body: (OptionsBox) throws -> Void) -> Int32 {
     guarded { try body(try handle(o, "opts", as: OptionsBox.self)) }
 }
@@ -49,15 +57,7 @@ public func apixo_options_set_time_scale(_ o: OpaquePointer?, _ scale: Double) -
 
 @_cdecl("apixo_options_set_ca_file")
 public func apixo_options_set_ca_file(_ o: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
-    withOptions(o) { box in
-        guard let path else {
-            box.options.caFile = nil
-            return
-        }
-        let p = String(cString: path)
-        guard !p.isEmpty else { throw invalid("path must not be empty") }
-        box.options.caFile = p
-    }
+    withOptions(o) { $0.options.caFile = try optionalPath(path) }
 }
 
 @_cdecl("apixo_options_set_logger")
@@ -89,13 +89,5 @@ public func apixo_options_set_max_download_bytes(_ o: OpaquePointer?, _ n: Int64
 
 @_cdecl("apixo_options_set_journal")
 public func apixo_options_set_journal(_ o: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
-    withOptions(o) { box in
-        guard let path else {
-            box.options.journalPath = nil
-            return
-        }
-        let p = String(cString: path)
-        guard !p.isEmpty else { throw invalid("path must not be empty") }
-        box.options.journalPath = p
-    }
+    withOptions(o) { $0.options.journalPath = try optionalPath(path) }
 }
