@@ -74,6 +74,9 @@ final class TrackedTask {
     var startedAt: Double
     var journalSeq: Int64?
 
+    /// The last snapshot, or a stand-in with the id, model and tag.
+    var lastKnown: TaskSnapshot { snapshot ?? TaskSnapshot.standIn(id: id, model: model, tag: tag) }
+
     init(id: String, model: String, resolution: String, tag: String?, callbackMode: Bool, ours: Bool, startedAt: Double) {
         self.id = id
         self.model = model
@@ -250,7 +253,7 @@ extension Client {
 
     /// What is known of a submit that has no task id: its model and tag.
     func indeterminateSnapshot(_ ps: PendingSubmit) -> TaskSnapshot {
-        TaskSnapshot(id: "", model: ps.request.model, state: .pending, tag: ps.request.tag)
+        TaskSnapshot.standIn(id: "", model: ps.request.model, tag: ps.request.tag)
     }
 
     func accepted(_ ps: PendingSubmit, _ id: String) {
@@ -385,7 +388,7 @@ extension Client {
     /// listeners get a stand-in with the id, model and tag.
     func finish(_ t: TrackedTask, _ outcome: Outcome, terminal: Bool) {
         let o = outcome.task != nil ? outcome
-            : Outcome(code: outcome.code, task: TaskSnapshot(id: t.id, model: t.model, state: .pending, tag: t.tag),
+            : Outcome(code: outcome.code, task: t.lastKnown,
                       message: outcome.message)
         if tasks[t.id] === t { tasks[t.id] = nil }
         t.poll?.cancelled = true
@@ -506,7 +509,7 @@ extension Client {
             return false
         }
         guard !callbacks.isEmpty else { return false }
-        let snap = t.snapshot ?? TaskSnapshot(id: t.id, model: t.model, state: .pending, tag: t.tag)
+        let snap = t.lastKnown
         let o = Outcome(code: .cancelled, task: snap, message: "tracking of task \(taskId) was cancelled")
         if let seq = t.journalSeq { journal?.terminal(seq: seq, code: .cancelled, message: o.message, snapshot: t.snapshot) }
         for (ticket, cb) in callbacks { deliver(cb, ticket, o, journalSeq: t.journalSeq) }
@@ -609,7 +612,7 @@ extension Client {
             let listeners = t.listeners
             t.listeners.removeAll()
             for l in listeners {
-                let o = Outcome(code: .closed, task: t.snapshot ?? TaskSnapshot(id: t.id, model: t.model, state: .pending, tag: t.tag),
+                let o = Outcome(code: .closed, task: t.lastKnown,
                                 message: closed.message)
                 switch l {
                 case .callback(let ticket, let cb): deliver(cb, ticket, o, journalSeq: nil)

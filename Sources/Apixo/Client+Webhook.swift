@@ -49,7 +49,7 @@ extension Client {
                 // The outcome is known; only its delivery was lost.
                 let snap = e.snapshotJSON.flatMap { try? JSON.parse($0) }.flatMap {
                     try? TaskSnapshot.parse(data: $0, model: e.model, tag: e.tag)
-                } ?? (code == .indeterminate ? TaskSnapshot(id: "", model: e.model, state: .pending, tag: e.tag) : nil)
+                } ?? (code == .indeterminate ? TaskSnapshot.standIn(id: "", model: e.model, tag: e.tag) : nil)
                 deliver(callback, ticket, Outcome(code: code, task: snap, message: e.terminalMessage ?? ""), journalSeq: e.seq)
             } else if let id = e.taskId {
                 let posted = engine.post { [self] in
@@ -67,7 +67,7 @@ extension Client {
                     slotsUsed += 1
                     holdSlotForUnknownTask(model: e.model, resolution: resolution)
                 }
-                deliver(callback, ticket, Outcome(code: .indeterminate, task: TaskSnapshot(id: "", model: e.model, state: .pending, tag: e.tag),
+                deliver(callback, ticket, Outcome(code: .indeterminate, task: TaskSnapshot.standIn(id: "", model: e.model, tag: e.tag),
                                           message: msg), journalSeq: e.seq)
             } else {
                 // Never sent: send it now.
@@ -75,7 +75,7 @@ extension Client {
                       let req = try? Request.fromBody(model: e.model, body: body, tag: e.tag) else {
                     let msg = "the journalled request could not be read back; it was never sent"
                     journal.terminal(seq: e.seq, code: .protocol, message: msg, snapshot: nil)
-                    deliver(callback, ticket, Outcome(code: .protocol, task: TaskSnapshot(id: "", model: e.model, state: .pending, tag: e.tag),
+                    deliver(callback, ticket, Outcome(code: .protocol, task: TaskSnapshot.standIn(id: "", model: e.model, tag: e.tag),
                                               message: msg), journalSeq: e.seq)
                     continue
                 }

@@ -58,6 +58,12 @@ public final class TaskSnapshot {
         self.tag = tag
     }
 
+    /// What is known of a task no status was received for: state pending, the id ("" when
+    /// the submit was never answered), model and tag.
+    static func standIn(id: String, model: String?, tag: String?) -> TaskSnapshot {
+        TaskSnapshot(id: id, model: model, state: .pending, tag: tag)
+    }
+
     /// The same snapshot with model and tag filled in.
     func with(model: String?, tag: String?) -> TaskSnapshot {
         TaskSnapshot(id: id, model: model ?? self.model, state: state, resultURLs: resultURLs, failCode: failCode,
