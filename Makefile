@@ -7,7 +7,7 @@
 SHELL       := /bin/bash
 PREFIX      ?= /usr/local
 BUILD       := $(CURDIR)/build
-SWIFT       ?= swift
+SWIFT       ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 PYTHON      ?= python3
 CC          ?= cc
 VERSION     := $(shell sed -n 's/^\#define APIXO_VERSION_STRING "\(.*\)"/\1/p' include/apixo.h)
