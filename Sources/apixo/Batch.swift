@@ -86,10 +86,12 @@ final class BatchRun {
     private var interrupted = false
     /// tag -> why it is not finished (a transient error); a rerun continues it.
     private var unfinished: [String: (ApixoCode, String)] = [:]
-    /// Outcomes of resumed work that carry no tag and no task id.
+    /// Outcomes of resumed work that carry no tag (a redelivered outcome whose snapshot the
+    /// journal could not keep); settled against `resume`'s list at the end.
     private var unattributed: [(ApixoCode, String)] = []
     private var attributed: Set<String> = []
-    private var tagByTaskId: [String: String] = [:]
+    /// The last progress object written with --json, to write only changes.
+    private var lastProgress: String?
     private var finishedThisRun = 0
     private var ioFailure: CLIFailure?
     private var client: Client!
@@ -169,10 +171,9 @@ final class BatchRun {
             carried[tag] = o
         }
         try pending.rewrite(carriedOrder.map { carried[$0]! })
-        for (tag, o) in carried {
+        for (tag, o) in carried where o["kind"]?.stringValue == "download" {
             // A success being downloaded is not recorded again when the journal redelivers it.
-            if o["kind"]?.stringValue == "download" { claimed.insert(tag) }
-            if let id = o["taskId"]?.stringValue { tagByTaskId[id] = tag }
+            claimed.insert(tag)
         }
 
         do {
@@ -181,24 +182,16 @@ final class BatchRun {
             throw CLIFailure(ExitStatus.localIO, "another apixo batch is running on \(out) (its journal is locked)", code: .io)
         }
         defer { client.close() }
-        let maxTasks = global.maxTasks
 
-        // Work in flight when an earlier run stopped: the library takes it up again.
+        // Work in flight when an earlier run stopped: the library takes it up again. Every
+        // journal entry (submit or watch) carries its line's tag, and so do its snapshots.
         let resumed: [ResumedTask]
         do {
             resumed = try client.resume { [self] code, snap, msg in outcome(tag: nil, code, snap, msg) }
         } catch let e as ApixoError {
             throw CLIFailure(e)
         }
-        var resumedTags: Set<String> = []
-        lock.with {
-            for r in resumed {
-                if let tag = r.tag ?? r.taskId.flatMap({ tagByTaskId[$0] }) {
-                    resumedTags.insert(tag)
-                    if let id = r.taskId { tagByTaskId[id] = tag }
-                }
-            }
-        }
+        let resumedTags = Set(resumed.compactMap { $0.tag })
 
         // Carried-over work the journal no longer tracks.
         var carriedDownloads = 0, rewatched = 0
@@ -212,7 +205,8 @@ final class BatchRun {
                 }
                 carriedDownloads += 1
             } else if !resumedTags.contains(tag) {
-                try client.watch(model: model, taskId: id) { [self] code, snap, msg in outcome(tag: tag, code, snap, msg) }
+                // Tagged, so that a run stopped meanwhile resumes this watch with its line.
+                try client.watch(model: model, taskId: id, tag: tag) { [self] code, snap, msg in outcome(tag: tag, code, snap, msg) }
                 rewatched += 1
             }
         }
@@ -245,6 +239,7 @@ final class BatchRun {
 
         // Wait for every callback and download, redrawing the progress line.
         var lastPlain = -1.0
+        showProgress(total: list.count, lastPlain: &lastPlain)
         while Signals.received == 0 {
             if client.pendingCallbackCount > 0 {
                 try? client.drain(timeoutMs: 150)
@@ -253,12 +248,7 @@ final class BatchRun {
             }
             let idle = lock.with { queue.isEmpty && downloading == 0 } && client.pendingCallbackCount == 0
             if idle { break }
-            if console.stderrIsTTY {
-                console.live(progressLine(total: list.count, maxTasks: maxTasks))
-            } else if monotonicSeconds() - lastPlain >= 10 {
-                if lastPlain >= 0 { console.note(progressLine(total: list.count, maxTasks: maxTasks)) }
-                lastPlain = monotonicSeconds()
-            }
+            showProgress(total: list.count, lastPlain: &lastPlain)
         }
         let wasInterrupted = Signals.received != 0
         if wasInterrupted {
@@ -295,14 +285,15 @@ final class BatchRun {
         lock.with {
             // A close is not an outcome: the journal keeps the work for the next run.
             if code == .closed || code == .cancelled { return }
+            // The snapshot is there for every outcome of this run: the task, or a stand-in whose
+            // id is the task's when it exists and "" when no task id is known.
             let id = snap.map { $0.id }.flatMap { $0.isEmpty ? nil : $0 }
-            guard let tag = explicit ?? snap?.tag ?? id.flatMap({ tagByTaskId[$0] }) else {
+            guard let tag = explicit ?? snap?.tag else {
                 unattributed.append((code, msg))
                 return
             }
             attributed.insert(tag)
             if done[tag] != nil || claimed.contains(tag) { return }
-            if let id { tagByTaskId[id] = tag }
             let model = snap?.model ?? items[tag]?.request.model ?? Request.defaultModel
             switch code {
             case .ok:
@@ -327,16 +318,9 @@ final class BatchRun {
                        extra: [("code", .string(code.name)), ("message", .string(msg))])
             default:
                 if let id {
-                    // The task exists: the next run watches it again instead of submitting.
-                    let o = JSONObject([("kind", .string("watch")), ("tag", .string(tag)), ("taskId", .string(id)),
-                                        ("model", .string(model))])
-                    appendPending(o)
-                    claimed.insert(tag)
-                    unfinished[tag] = (code, msg)
-                } else if msg.hasPrefix("statusTask/") {
-                    // Accepted, then its status could not be read: the task exists, its id is unknown.
-                    record(tag, state: "indeterminate", taskId: nil,
-                           extra: [("code", .string(code.name)), ("message", .string(msg))])
+                    // The task exists (tracking ended without a final state, e.g. its status could
+                    // not be read): the next run watches it again instead of submitting.
+                    rewatchNextRun(tag: tag, taskId: id, model: model, reason: (code, msg))
                 } else if [.invalidArgument, .badRequest, .forbidden, .notFound].contains(code) {
                     record(tag, state: "rejected", taskId: nil, extra: [("code", .string(code.name)), ("message", .string(msg))])
                 } else {
@@ -345,6 +329,14 @@ final class BatchRun {
                 }
             }
         }
+    }
+
+    /// Hands a task that exists to the next run, which watches it instead of submitting (lock held).
+    private func rewatchNextRun(tag: String, taskId: String, model: String, reason: (ApixoCode, String)) {
+        appendPending(JSONObject([("kind", .string("watch")), ("tag", .string(tag)), ("taskId", .string(taskId)),
+                                  ("model", .string(model))]))
+        claimed.insert(tag)
+        unfinished[tag] = reason
     }
 
     /// Records carried-over work for the next run (lock held).
@@ -439,48 +431,94 @@ final class BatchRun {
 
     // MARK: end of the run
 
-    /// Resumed work whose outcome carried neither a tag nor a task id (a failed resend, or a
-    /// status failure): decided conservatively so that nothing can be submitted twice.
+    /// Resumed work whose outcome came without a snapshot, so without its tag (the journal kept
+    /// the outcome of an earlier run but not what the task looked like). Settled conservatively,
+    /// so that nothing can be submitted twice: a line whose task id is known is watched by the
+    /// next run; one without (a submit that was refused) stays unfinished.
     private func settleUnattributed(_ resumed: [ResumedTask]) {
         lock.with {
-            guard !unattributed.isEmpty else { return }
-            let statusFailure = unattributed.first { $0.1.hasPrefix("statusTask/") }
-            let sample = unattributed[0]
+            guard let reason = unattributed.first else { return }
             for r in resumed {
-                guard let tag = r.tag ?? r.taskId.flatMap({ tagByTaskId[$0] }),
-                      done[tag] == nil, !attributed.contains(tag), !claimed.contains(tag) else { continue }
+                guard let tag = r.tag, done[tag] == nil, !attributed.contains(tag), !claimed.contains(tag) else { continue }
                 if let id = r.taskId {
-                    let o = JSONObject([("kind", .string("watch")), ("tag", .string(tag)), ("taskId", .string(id)),
-                                        ("model", .string(r.model))])
-                    appendPending(o)
-                    unfinished[tag] = sample
-                } else if let statusFailure {
-                    record(tag, state: "indeterminate", taskId: nil,
-                           extra: [("code", .string(statusFailure.0.name)), ("message", .string(statusFailure.1))])
+                    rewatchNextRun(tag: tag, taskId: id, model: r.model, reason: reason)
                 } else {
-                    unfinished[tag] = sample
+                    unfinished[tag] = reason
                 }
             }
         }
     }
 
-    private func progressLine(total: Int, maxTasks: Int) -> String {
-        let outstanding = client.pendingCallbackCount
-        return lock.with { () -> String in
-            let finished = done.count
-            let failed = done.values.filter { $0 != "success" }.count
-            let inFlight = maxTasks == 0 ? outstanding : min(outstanding, maxTasks)
-            let queued = outstanding - inFlight
-            let elapsed = max(0.001, monotonicSeconds() - started)
-            let rate = Double(finishedThisRun) / elapsed * 60
-            var tail = " \(finished)/\(total) done, \(failed) failed, \(inFlight) in flight, \(queued) queued"
-            if downloading + queue.count > 0 { tail += ", \(downloading + queue.count) downloading" }
-            tail += ", " + (rate >= 100 ? "\(Int(rate.rounded()))" : oneDecimal(rate)) + "/min"
-            let width = max(10, min(30, Console.terminalWidth() - tail.count - 3))
-            let filled = total == 0 ? 0 : finished * width / total
-            let s = "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]" + tail
-            return s
+    // MARK: progress
+
+    struct Progress {
+        var lines = 0
+        var done = 0
+        /// Done, but not a success (failed, rejected or indeterminate).
+        var failed = 0
+        /// Tasks taking one of the --max-tasks slots: submit sent, running, or possibly running.
+        var inFlight = 0
+        /// Submits the library holds back (--max-tasks, --rpm, or a retry's wait).
+        var queued = 0
+        var downloading = 0
+    }
+
+    /// In flight and queued are the client's own counters, read together on its engine thread
+    /// (pending callbacks would lag: a task's slot is free, and the next submit sent, before its
+    /// callback has run).
+    private func progress(total: Int) -> Progress {
+        let stats = client.stats()
+        return lock.with { () -> Progress in
+            var p = Progress()
+            p.lines = total
+            p.done = done.count
+            p.failed = done.values.filter { $0 != "success" }.count
+            p.queued = stats.queuedSubmits
+            p.inFlight = stats.slotsInUse
+            p.downloading = downloading + queue.count
+            return p
         }
+    }
+
+    private func perMinute() -> Double {
+        let elapsed = max(0.001, monotonicSeconds() - started)
+        return Double(lock.with { finishedThisRun }) / elapsed * 60
+    }
+
+    /// On a terminal: the live bar. With --json: one `{"progress": {...}}` object on stderr per
+    /// change. Otherwise: a plain line every 10 s.
+    private func showProgress(total: Int, lastPlain: inout Double) {
+        if console.quiet { return }
+        if console.stderrIsTTY {
+            console.live(progressLine(progress(total: total)))
+        } else if console.json {
+            let p = progress(total: total)
+            var o = JSONObject()
+            o["lines"] = .int(Int64(p.lines))
+            o["done"] = .int(Int64(p.done))
+            o["failed"] = .int(Int64(p.failed))
+            o["inFlight"] = .int(Int64(p.inFlight))
+            o["queued"] = .int(Int64(p.queued))
+            o["downloading"] = .int(Int64(p.downloading))
+            let text = JSON.object(o).serialized()
+            if text != lastProgress {
+                lastProgress = text
+                console.note(JSON.object(JSONObject([("progress", .object(o))])).serialized())
+            }
+        } else if monotonicSeconds() - lastPlain >= 10 {
+            if lastPlain >= 0 { console.note(progressLine(progress(total: total))) }
+            lastPlain = monotonicSeconds()
+        }
+    }
+
+    private func progressLine(_ p: Progress) -> String {
+        let rate = perMinute()
+        var tail = " \(p.done)/\(p.lines) done, \(p.failed) failed, \(p.inFlight) in flight, \(p.queued) queued"
+        if p.downloading > 0 { tail += ", \(p.downloading) downloading" }
+        tail += ", " + (rate >= 100 ? "\(Int(rate.rounded()))" : oneDecimal(rate)) + "/min"
+        let width = max(10, min(30, Console.terminalWidth() - tail.count - 3))
+        let filled = p.lines == 0 ? 0 : p.done * width / p.lines
+        return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]" + tail
     }
 
     private func summary(total list: [BatchItem], submitted: Int, interrupted: Bool) -> Int32 {

@@ -119,7 +119,9 @@ struct Generate: ParsableCommand {
     @OptionGroup var request: RequestOptions
     @Option(help: ArgumentHelp("Directory for the images (created if missing).", valueName: "DIR"))
     var out: String = "."
-    @Option(help: ArgumentHelp("Give up waiting after S seconds (the task goes on; exit 6).", valueName: "S"))
+    @Option(help: ArgumentHelp("Give up after S seconds in all: local queue, submit and wait (exit 6). "
+                               + "Past it in the queue nothing is submitted; past it later the task goes on.",
+                               valueName: "S"))
     var timeout: Double?
     @OptionGroup var global: GlobalOptions
 
@@ -131,7 +133,19 @@ struct Generate: ParsableCommand {
             defer { client.close() }
             let started = monotonicSeconds()
             console.live("submitting to \(req.model)…")
-            let id = try client.submit(req)
+            let id: String
+            do {
+                // The deadline covers the wait in the local queue too; once sent, the submit
+                // runs to its answer (never abandoned half-way).
+                let queueMs = until.map { max(0, Int((($0 - monotonicSeconds()) * 1000).rounded(.up))) } ?? -1
+                id = try client.submit(req, queueTimeoutMs: queueMs)
+            } catch let e as ApixoError where e.code == .timeout {
+                console.clearLive()
+                throw CLIFailure(ExitStatus.network,
+                                 "timed out after \(formatSeconds(timeout ?? 0)) waiting in the local queue (held back by "
+                                 + "--max-tasks, --rpm or a retry's wait): the request was never accepted, so no task exists",
+                                 code: .timeout)
+            }
             if !console.stderrIsTTY { console.note("\(id): submitted") }
             let w = ProgressWait(client: client, console: console, model: req.model, taskId: id,
                                  resolution: req.input["resolution"]?.stringValue, submittedAt: started, deadline: until)

@@ -27,6 +27,7 @@ struct ProgressWait {
         try client.watch(model: model, taskId: taskId) { _, _, _ in }
         var last: TaskSnapshot?
         var shownState: String?
+        var waited = false
         while true {
             if Signals.received != 0 {
                 console.clearLive()
@@ -37,15 +38,20 @@ struct ProgressWait {
             var slice = 250
             if let deadline {
                 let left = deadline - monotonicSeconds()
-                if left <= 0 {
+                if left <= 0 && !waited {
+                    // The deadline passed before the first wait (a slow submit): one status check.
+                    slice = 0
+                } else if left <= 0 {
                     console.clearLive()
                     let state = last.map { " (last state: \($0.state.name))" } ?? ""
                     throw CLIFailure(ExitStatus.network,
                                      "timed out waiting for task \(taskId)\(state); it continues on the server: apixo wait \(taskId)",
                                      code: .timeout)
+                } else {
+                    slice = max(1, min(slice, Int(left * 1000)))
                 }
-                slice = max(1, min(slice, Int(left * 1000)))
             }
+            waited = true
             do {
                 let done = try client.wait(model: model, taskId: taskId, timeoutMs: slice)
                 report(done, started: started, expected: expected, shownState: &shownState)

@@ -99,6 +99,25 @@ def test_6_network_server_timeout(cli, tmp_path):
     assert "apixo wait task_" in r.stderr                     # says how to pick it up again
 
 
+def test_6_generate_timeout_covers_the_local_queue(cli, tmp_path):
+    """--timeout bounds the wait in the local queue too. The first submit is refused (429, no
+    task) with a Retry-After of 30 s, so the retry waits in the local queue; at the deadline the
+    command gives up there: the retry is never sent and no task exists."""
+    cli.sim.faults({"kind": "status", "status": 429, "endpoint": "generateTask", "count": 5, "retry_after": 30})
+    started = time.monotonic()
+    r = cli.run("generate", "held back", "--timeout", "1", "--out", str(tmp_path / "o"), "--json")
+    assert time.monotonic() - started < 10
+    assert r.returncode == 6, r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "APIXO_ERR_TIMEOUT" and err["exitCode"] == 6
+    assert "local queue" in err["message"] and "no task exists" in err["message"]
+    assert "apixo wait" not in r.stderr                       # there is nothing to wait for
+    st = cli.sim.stats()
+    assert st["submits_by_prompt"] == {"held back": 1}        # the refused attempt; nothing after it
+    assert st["tasks_created"] == 0
+    assert not os.path.exists(tmp_path / "o") or os.listdir(tmp_path / "o") == []
+
+
 def test_7_indeterminate_submit_is_not_resent(cli):
     cli.sim.faults({"kind": "reset_after_body", "endpoint": "generateTask"})
     r = cli.run("submit", "lost answer", "--json")
