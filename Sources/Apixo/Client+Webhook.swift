@@ -49,7 +49,7 @@ extension Client {
                 // The outcome is known; only its delivery was lost.
                 let snap = e.snapshotJSON.flatMap { try? JSON.parse($0) }.flatMap {
                     try? TaskSnapshot.parse(data: $0, model: e.model, tag: e.tag)
-                } ?? (code == .indeterminate ? TaskSnapshot.standIn(id: "", model: e.model, tag: e.tag) : nil)
+                } ?? TaskSnapshot.standIn(id: e.taskId ?? "", model: e.model, tag: e.tag)
                 deliver(callback, ticket, Outcome(code: code, task: snap, message: e.terminalMessage ?? ""), journalSeq: e.seq)
             } else if let id = e.taskId {
                 let posted = engine.post { [self] in

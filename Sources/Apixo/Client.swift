@@ -144,7 +144,9 @@ public final class Client {
                     journal?.terminal(seq: seq, code: .timeout, message: "queued past the deadline", snapshot: nil)
                     journal?.delivered(seq: seq)
                 }
-                w.fulfill(.failure(ApixoError(.timeout, "the submit waited in the local queue past the deadline; nothing was sent")))
+                let what = ps.attempts == 0 ? "nothing was sent"
+                    : "its \(ps.attempts) attempt(s) were refused (429/503) and no task was created"
+                w.fulfill(.failure(ApixoError(.timeout, "the submit waited in the local queue past the deadline; \(what)")))
             }
         }
         return try w.wait(until: nil)!.get()
