@@ -145,7 +145,7 @@ public final class Client {
                     journal?.delivered(seq: seq)
                 }
                 let what = ps.attempts == 0 ? "nothing was sent"
-                    : "its \(ps.attempts) attempt(s) were refused (429/503) and no task was created"
+                    : "its \(ps.attempts) attempt(s) never connected or were refused (429/503): no task was created"
                 w.fulfill(.failure(ApixoError(.timeout, "the submit waited in the local queue past the deadline; \(what)")))
             }
         }
