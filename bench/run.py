@@ -9,6 +9,8 @@ per minute and 10 concurrent tasks, on a scaled clock):
   naive    the same N tasks the way APIXO's docs suggest, with no budgeting: submit up to the
            concurrency cap, wait 20 s, poll every 3 s, on 429 wait Retry-After and retry.
   idle     CPU used by a process holding an idle client for 5 s.
+  memory   resident memory of a process while one client tracks 1000 tasks at once
+           (limits off on both sides), per task.
 Times are reported in real API seconds (measured seconds divided by the time scale).
 Results are printed as a Markdown table, for BENCHMARKS.md.
 """
@@ -146,6 +148,45 @@ def run_idle(seconds=5.0):
         sim.close()
 
 
+def rss_kb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def run_memory(n=1000, scale=0.05):
+    sim = Sim(scale)
+    try:
+        req = urllib.request.Request(sim.base + "/_sim/config", data=json.dumps({"rpm": 0, "concurrency": 0}).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req).read()
+        with apixo.Client(api_key="sk-sim", base_url=sim.base + "/api/v1", time_scale=scale,
+                          requests_per_minute=0, max_concurrent_tasks=0) as c:
+            before = rss_kb()
+            done = threading.Event()
+            count = [0]
+            lock = threading.Lock()
+
+            def on_done(task, err):
+                with lock:
+                    count[0] += 1
+                    if count[0] == n:
+                        done.set()
+
+            for i in range(n):
+                c.submit("bench memory %d" % i, max_images=1, on_done=on_done)
+            peak = before
+            while not done.wait(0.05):
+                peak = max(peak, rss_kb())
+            c.drain(timeout=600)
+            after = rss_kb()
+        return before, peak, after, n
+    finally:
+        sim.close()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--tasks", type=int, default=60)
@@ -163,6 +204,9 @@ def main():
     cpu, secs = run_idle()
     print()
     print("idle client: %.3f s CPU over %.0f s wall (%.2f%% of one core)" % (cpu, secs, 100 * cpu / secs))
+    before, peak, after, n = run_memory()
+    print("memory: %d tasks tracked at once: RSS %d KB before, %d KB at peak (+%.1f KB per task), %d KB after"
+          % (n, before, peak, (peak - before) / n, after))
 
 
 if __name__ == "__main__":
