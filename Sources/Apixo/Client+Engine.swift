@@ -207,7 +207,10 @@ extension Client {
         case .failure(var e):
             // Only a refusal that certainly created nothing may be sent again.
             let safe = r.certainlyNotSent || e.httpStatus == 429 || e.httpStatus == 503
-            if r.curlCode == CURLE_OK, e.code == .protocol, (200...299).contains(r.status) {
+            // A gateway that timed out or lost its upstream (502, 504) may have passed the
+            // request on: the task may exist, exactly as when the answer is garbled.
+            if r.curlCode == CURLE_OK, e.code == .protocol && (200...299).contains(r.status)
+                || e.httpStatus == 502 || e.httpStatus == 504 {
                 holdSlotForUnknownTask(model: ps.request.model, resolution: ps.request.resolutionKey)
                 failSubmit(ps, ApixoError(.indeterminate, "\(e.message); the task may exist and was not resubmitted"))
                 return

@@ -229,6 +229,27 @@ static void test_generate_500_not_retried(void) {
   apixo_client_free(c);
 }
 
+/* A 502 or 504 from a gateway may hide a submit the API took: INDETERMINATE, never resent. */
+static void test_generate_gateway_errors_are_indeterminate(void) {
+  apixo_client *c = fclient(3, 0);
+  if (!c) return;
+  char prompt[128];
+  static const int statuses[] = {502, 504};
+  for (int i = 0; i < 2; i++) {
+    char fault[128], key[64];
+    snprintf(fault, sizeof fault, "{\"kind\":\"status\",\"status\":%d,\"endpoint\":\"generateTask\"}",
+             statuses[i]);
+    CHECK_CODE(submit_under(c, fault, prompt, sizeof prompt, "faults gateway", NULL), APIXO_ERR_INDETERMINATE);
+    h_sleep_ms(200); /* nothing is resent later either */
+    json_t *st = sim_stats();
+    snprintf(key, sizeof key, "requests.generateTask.%d", statuses[i]);
+    CHECK_EQ(stats_int(st, key), 1);
+    CHECK_EQ(stats_requests(st, "generateTask"), 1);
+    json_decref(st);
+  }
+  apixo_client_free(c);
+}
+
 static void test_generate_429_retry_after(void) {
   apixo_client *c = fclient(-1, 0);
   if (!c) return;
@@ -507,6 +528,7 @@ int main(void) {
   RUN(test_status_budget_spent);
   RUN(test_generate_503_retried);
   RUN(test_generate_500_not_retried);
+  RUN(test_generate_gateway_errors_are_indeterminate);
   RUN(test_retry_budget_and_429);
   RUN(test_generate_429_retry_after);
   RUN(test_generate_reset_before_body);
