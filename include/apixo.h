@@ -578,8 +578,9 @@ void apixo_task_free(apixo_task *t);
  * Errors: APIXO_ERR_INVALID_ARGUMENT (NULL argument, validation), the HTTP
  * errors (BAD_REQUEST, UNAUTHORIZED, PAYMENT_REQUIRED, FORBIDDEN, NOT_FOUND
  * for an unknown model, RATE_LIMITED, SERVER), APIXO_ERR_NETWORK (the server
- * certainly did not receive it), APIXO_ERR_INDETERMINATE (sent, answer lost, garbled or a gateway 502/504:
- * the task may exist and is NOT resubmitted), APIXO_ERR_TIMEOUT (the HTTP
+ * certainly did not receive it), APIXO_ERR_INDETERMINATE (sent, and the
+ * answer was lost, garbled or a gateway's 502/504: the task may exist and is
+ * NOT resubmitted), APIXO_ERR_TIMEOUT (the HTTP
  * timeout before anything was sent), APIXO_ERR_PROTOCOL, APIXO_ERR_IO (journal write),
  * APIXO_ERR_CLOSED.
  */
