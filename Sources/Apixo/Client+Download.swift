@@ -125,7 +125,7 @@ extension Client {
             let code: ApixoCode = r.status == 404 || r.status == 410 ? .notFound : ApixoCode.forStatus(r.status)
             var e = ApixoError(code, "download of \(url): HTTP \(r.status)")
             e.retryable = r.status == 429 || r.status >= 500
-            e.retryAfter = r.header("retry-after").flatMap { Double($0) }
+            e.retryAfter = r.retryAfter
             throw e
         }
         if let cl = r.header("content-length").flatMap({ Int($0) }), cl != r.bodyBytes {

@@ -1,5 +1,17 @@
 import CCurl
 
+extension HTTPResult {
+    /// Seconds to wait from a `Retry-After` header: delta-seconds, or an HTTP-date
+    /// ("Sun, 06 Nov 1994 08:49:37 GMT") measured against this machine's clock.
+    var retryAfter: Double? {
+        guard let v = header("retry-after")?.trimmingSpaces(), !v.isEmpty else { return nil }
+        if let s = Double(v) { return s.isFinite ? max(0, s) : nil }
+        let when = curl_getdate(v, nil)  // libcurl parses the HTTP date formats
+        guard when >= 0 else { return nil }
+        return max(0, Double(Int64(when) * 1000 - wallMillis()) / 1000)
+    }
+}
+
 /// Turns HTTP results into the API's meaning: the envelope's `data`, or an error with a code,
 /// a one-line message, and whether resending could help.
 enum WireProtocol {
@@ -19,7 +31,7 @@ enum WireProtocol {
         }
         let status = r.status
         let parsed = try? JSON.parse(r.body)
-        let retryAfter = r.header("retry-after").flatMap { Double($0.trimmingSpaces()) }.map { max(0, $0) }
+        let retryAfter = r.retryAfter
         guard let env = parsed?.objectValue else {
             if status >= 400 || status < 200 {
                 return .failure(statusError(status, "\(what): HTTP \(status)", retryAfter: retryAfter))

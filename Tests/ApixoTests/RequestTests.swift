@@ -1,4 +1,5 @@
 import XCTest
+import Glibc
 @testable import Apixo
 
 final class RequestTests: XCTestCase {
@@ -113,6 +114,21 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(e.code, .rateLimited)
         XCTAssertEqual(e.retryAfter, 7)
         XCTAssertTrue(e.message.contains("slow down"))
+    }
+
+    func testRetryAfterTakesSecondsOrAnHTTPDate() {
+        XCTAssertEqual(result(status: 429, body: "", headers: [("retry-after", " 12 ")]).retryAfter, 12)
+        XCTAssertNil(result(status: 429, body: "", headers: [("retry-after", "soon")]).retryAfter)
+        XCTAssertNil(result(status: 429, body: "").retryAfter)
+        // A date in the past means "now"; one a minute ahead means about 60 s.
+        XCTAssertEqual(result(status: 429, body: "", headers: [("retry-after", "Sun, 06 Nov 1994 08:49:37 GMT")]).retryAfter, 0)
+        var t = time(nil) + 60
+        var tm = Glibc.tm()
+        gmtime_r(&t, &tm)
+        var buf = [CChar](repeating: 0, count: 64)
+        strftime(&buf, buf.count, "%a, %d %b %Y %H:%M:%S GMT", &tm)
+        let ahead = result(status: 429, body: "", headers: [("retry-after", String(cString: buf))]).retryAfter
+        XCTAssertEqual(ahead ?? 0, 60, accuracy: 2)
     }
 
     func testGarbageIsProtocolOrStatus() {
