@@ -98,10 +98,9 @@ extension Client {
 
     func makePendingSubmit(_ request: Request, callback: (Int, TaskCallback)?,
                            onAccepted: ((Result<String, ApixoError>) -> Void)?) throws -> PendingSubmit {
-        let body = Array(request.toJSON().utf8)
-        let ps = PendingSubmit(request: request, body: body,
-                               callback: callback, onAccepted: onAccepted)
-        ps.journalSeq = try journal?.intent(model: request.model, body: request.toJSON(), tag: request.tag)
+        let body = request.toJSON()
+        let ps = PendingSubmit(request: request, body: Array(body.utf8), callback: callback, onAccepted: onAccepted)
+        ps.journalSeq = try journal?.intent(model: request.model, body: body, tag: request.tag)
         return ps
     }
 
@@ -204,7 +203,7 @@ extension Client {
                 return
             }
             accepted(ps, id)
-        case .failure(var e):
+        case .failure(let e):
             // Only a refusal that certainly created nothing may be sent again.
             let safe = r.certainlyNotSent || e.httpStatus == 429 || e.httpStatus == 503
             // A gateway that timed out or lost its upstream (502, 504) may have passed the
@@ -221,11 +220,9 @@ extension Client {
                 if e.httpStatus == 429 { limiter.pause(until: clock.now + (e.retryAfter ?? wait)) }
                 logger.log(.info, "\(e.message); retrying the submit in \(Int(wait * 1000)) ms")
                 ps.notBefore = clock.now + wait
-                enqueueSubmit(ps, front: true)
-                engine.after(wait) { [self] in pump() }
+                enqueueSubmit(ps, front: true)  // its pump schedules itself for notBefore
                 return
             }
-            if e.code == .protocol { e = ApixoError(.protocol, e.message) }
             failSubmit(ps, e)
             pump()
         }
@@ -246,16 +243,16 @@ extension Client {
         let seq = e.code == .closed ? nil : ps.journalSeq
         if let seq {
             journal?.terminal(seq: seq, code: e.code, message: e.message,
-                              snapshot: e.code == .indeterminate ? indeterminateSnapshot(ps) : nil)
+                              snapshot: e.code == .indeterminate ? submitStandIn(ps) : nil)
         }
         ps.onAccepted?(.failure(e))
         if let (ticket, cb) = ps.callback {
-            deliver(cb, ticket, Outcome(code: e.code, task: indeterminateSnapshot(ps), message: e.message), journalSeq: seq)
+            deliver(cb, ticket, Outcome(code: e.code, task: submitStandIn(ps), message: e.message), journalSeq: seq)
         }
     }
 
     /// What is known of a submit that has no task id: its model and tag.
-    func indeterminateSnapshot(_ ps: PendingSubmit) -> TaskSnapshot {
+    func submitStandIn(_ ps: PendingSubmit) -> TaskSnapshot {
         TaskSnapshot.standIn(id: "", model: ps.request.model, tag: ps.request.tag)
     }
 
