@@ -170,12 +170,16 @@ extension Client {
     func sendSubmit(_ ps: PendingSubmit) {
         ps.attempts += 1
         slotsUsed += 1
-        if let seq = ps.journalSeq { journal?.sending(seq: seq) }
         var req = HTTPRequest(method: .post, url: "\(baseURL)/generateTask/\(ps.request.model)",
                               timeoutMs: options.timeoutMs)
         req.headers = authHeaders() + ["Content-Type: application/json"]
         req.body = ps.body
         req.freshConnection = true
+        // Durable before any byte of the request leaves, and not before the connection is
+        // up: a crash before it leaves the intent resumable, not indeterminate.
+        // The hook also tells a failure before sending (certainly not taken) from one after.
+        let journal = self.journal, seq = ps.journalSeq
+        req.beforeSend = { if let seq { journal?.sending(seq: seq) } }
         logger.log(.debug, "submit \(ps.request.model) (attempt \(ps.attempts))")
         engine.start(req) { [self] r in handleSubmit(ps, r) }
     }

@@ -20,6 +20,9 @@ struct HTTPRequest {
     /// When set, `timeoutMs` bounds the time without progress instead of the whole
     /// transfer (downloads of large files on slow links).
     var idleTimeout = false
+    /// Runs on the engine thread once the connection is up, just before the request goes
+    /// out (CURLOPT_PREREQFUNCTION): the journal's "sending" record is written there.
+    var beforeSend: (() -> Void)?
 }
 
 /// What came back: a curl result, and when there was an answer, its status, headers and body.
@@ -33,6 +36,9 @@ struct HTTPResult {
     /// Bytes of the request (headers and body) that went out.
     var requestBytesSent = 0
     var bodyTooLarge = false
+    /// Whether the request was about to go out (set by the `beforeSend` hook).
+    var sendStarted = false
+    var hadSendHook = false
     var writeFailed = false
     /// Aborted by the client (shutdown).
     var aborted = false
@@ -44,6 +50,7 @@ struct HTTPResult {
 
     /// True when no byte of the request left this machine: safe to resend anything.
     var certainlyNotSent: Bool {
+        if hadSendHook && !sendStarted && curlCode != CURLE_OK { return true }
         switch curlCode {
         case CURLE_COULDNT_RESOLVE_PROXY, CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_CONNECT:
             return true
@@ -108,6 +115,18 @@ final class Transfer {
         _ = apixo_curl_setopt_datafn(easy, CURLOPT_WRITEFUNCTION) { ptr, size, n, ud in
             let t = Unmanaged<Transfer>.fromOpaque(ud!).takeUnretainedValue()
             return t.receive(UnsafeRawPointer(ptr!), size * n)
+        }
+        if request.beforeSend != nil {
+            result.hadSendHook = true
+            _ = apixo_curl_setopt_ptr(easy, CURLOPT_PREREQDATA, me)
+            _ = apixo_curl_setopt_prereq(easy) { ud, _, _, _, _ in
+                let t = Unmanaged<Transfer>.fromOpaque(ud!).takeUnretainedValue()
+                if !t.result.sendStarted {
+                    t.result.sendStarted = true
+                    t.request.beforeSend?()
+                }
+                return CURL_PREREQFUNC_OK
+            }
         }
         _ = apixo_curl_setopt_ptr(easy, CURLOPT_HEADERDATA, me)
         _ = apixo_curl_setopt_datafn(easy, CURLOPT_HEADERFUNCTION) { ptr, size, n, ud in

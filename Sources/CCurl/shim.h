@@ -25,6 +25,9 @@ static inline CURLcode apixo_curl_setopt_slist(CURL *h, CURLoption o, struct cur
 static inline CURLcode apixo_curl_setopt_datafn(CURL *h, CURLoption o, apixo_curl_data_fn v) {
   return curl_easy_setopt(h, o, v);
 }
+static inline CURLcode apixo_curl_setopt_prereq(CURL *h, curl_prereq_callback v) {
+  return curl_easy_setopt(h, CURLOPT_PREREQFUNCTION, v);
+}
 static inline CURLcode apixo_curl_getinfo_long(CURL *h, CURLINFO i, long *out) {
   return curl_easy_getinfo(h, i, out);
 }

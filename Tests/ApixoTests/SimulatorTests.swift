@@ -130,3 +130,36 @@ final class SimulatorTests: XCTestCase {
         XCTAssertLessThan(Double(polls) / 30, 4, "polls per task")
     }
 }
+
+/// The hook that journals "sending" runs only once a connection is up, right before the
+/// request goes out; a refused connection never reaches it and counts as certainly not sent.
+final class SendHookTests: XCTestCase {
+    func post(_ url: String, engine: Engine) -> (HTTPResult, Int) {
+        let calls = Mutex()
+        var count = 0
+        var req = HTTPRequest(method: .post, url: url, timeoutMs: 5000)
+        req.body = Array("{}".utf8)
+        req.freshConnection = true
+        req.beforeSend = { calls.with { count += 1 } }
+        let w = Waiter<HTTPResult>()
+        engine.post { engine.start(req) { w.fulfill($0) } }
+        let r = w.wait(until: monotonicSeconds() + 10)!
+        return (r, calls.with { count })
+    }
+
+    func testHookRunsBeforeSendingAndNotOnARefusedConnection() throws {
+        let engine = try Engine(caFile: nil, clock: SystemClock())
+        engine.start()
+        defer { engine.stop() }
+        let (refused, n0) = post("http://127.0.0.1:1/api/v1/generateTask/seedream-5-0", engine: engine)
+        XCTAssertNotEqual(refused.curlCode.rawValue, 0)
+        XCTAssertEqual(n0, 0)
+        XCTAssertTrue(refused.certainlyNotSent)
+        let sim = try Simulator()
+        let (answered, n1) = post(sim.base + "/api/v1/generateTask/seedream-5-0", engine: engine)
+        XCTAssertEqual(answered.status, 401)  // no key: answered, so it went out
+        XCTAssertEqual(n1, 1)
+        XCTAssertTrue(answered.sendStarted)
+        XCTAssertFalse(answered.certainlyNotSent)
+    }
+}
