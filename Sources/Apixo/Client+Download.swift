@@ -71,7 +71,7 @@ extension Client {
             do {
                 return try downloadOnce(url: url, finalPath: finalPath)
             } catch let e as ApixoError where e.retryable && attempt < options.maxRetries {
-                let wait = max(planner.backoff(attempt: attempt, random: Double.random(in: 0..<1)), e.retryAfter ?? 0)
+                let wait = retryDelay(e, attempt: attempt)
                 logger.log(.info, "\(e.message); retrying the download in \(Int(wait * 1000)) ms")
                 attempt += 1
                 var ts = timespec(tv_sec: Int(wait), tv_nsec: Int((wait - wait.rounded(.down)) * 1e9))

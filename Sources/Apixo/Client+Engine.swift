@@ -220,8 +220,7 @@ extension Client {
             }
             slotsUsed -= 1
             if safe, ps.attempts <= options.maxRetries {
-                let wait = max(planner.backoff(attempt: ps.attempts - 1, random: Double.random(in: 0..<1)), e.retryAfter ?? 0)
-                if e.httpStatus == 429 { limiter.pause(until: clock.now + (e.retryAfter ?? wait)) }
+                let wait = backOff(e, attempt: ps.attempts - 1)
                 logger.log(.info, "\(e.message); retrying the submit in \(Int(wait * 1000)) ms")
                 ps.notBefore = clock.now + wait
                 enqueueSubmit(ps, front: true)  // its pump schedules itself for notBefore
@@ -230,6 +229,14 @@ extension Client {
             failSubmit(ps, e)
             pump()
         }
+    }
+
+    /// The wait before retry `attempt` (0-based) after `e`: backoff with jitter, or the
+    /// server's Retry-After when longer. A 429 also pauses every request of the client.
+    func backOff(_ e: ApixoError, attempt: Int) -> Double {
+        let wait = retryDelay(e, attempt: attempt)
+        if e.httpStatus == 429 { limiter.pause(until: clock.now + (e.retryAfter ?? wait)) }
+        return wait
     }
 
     /// A submit that may have created a task keeps its slot for as long as such a task would run.
@@ -355,8 +362,7 @@ extension Client {
             if e.code == .closed { return }
             t.failures += 1
             if e.retryable && t.failures <= options.maxRetries {
-                let wait = max(planner.backoff(attempt: t.failures - 1, random: Double.random(in: 0..<1)), e.retryAfter ?? 0)
-                if e.httpStatus == 429 { limiter.pause(until: clock.now + (e.retryAfter ?? wait)) }
+                let wait = backOff(e, attempt: t.failures - 1)
                 logger.log(.info, "\(e.message); polling \(t.id) again in \(Int(wait * 1000)) ms")
                 if !t.listeners.isEmpty { schedulePoll(t, after: wait) }
             } else {
@@ -575,8 +581,7 @@ extension Client {
                     completion(.success(snap.with(model: model, tag: tasks[taskId]?.tag)))
                 case .failure(let e):
                     if e.retryable, attempt < options.maxRetries, !shutDown {
-                        let wait = max(planner.backoff(attempt: attempt, random: Double.random(in: 0..<1)), e.retryAfter ?? 0)
-                        if e.httpStatus == 429 { limiter.pause(until: clock.now + (e.retryAfter ?? wait)) }
+                        let wait = backOff(e, attempt: attempt)
                         engine.after(wait) { [self] in fetchStatus(model: model, taskId: taskId, attempt: attempt + 1, completion: completion) }
                     } else {
                         completion(.failure(e))

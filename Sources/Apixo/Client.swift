@@ -202,12 +202,11 @@ public final class Client {
         throw ApixoError(o.code == .ok ? .protocol : o.code, o.message, task: o.task)
     }
 
-    static func checkModel(_ model: String?) throws -> String {
-        let m = model ?? Request.defaultModel
-        guard Request.isSafeSegment(m) else {
-            throw ApixoError(.invalidArgument, "model must be a non-empty name of letters, digits, '.', '_' or '-'")
-        }
-        return m
+    static func checkModel(_ model: String?) throws -> String { try Request.checkModel(model) }
+
+    /// Backoff with jitter for retry `attempt` (0-based), or the server's Retry-After when longer.
+    func retryDelay(_ e: ApixoError, attempt: Int) -> Double {
+        max(planner.backoff(attempt: attempt, random: Double.random(in: 0..<1)), e.retryAfter ?? 0)
     }
 
     static func checkTaskId(_ id: String) throws {

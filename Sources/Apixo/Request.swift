@@ -20,11 +20,16 @@ public struct Request: Equatable {
 
     /// - Throws: `.invalidArgument` when the model name is empty or not a path-safe segment.
     public init(model: String? = nil) throws {
+        self.model = try Request.checkModel(model)
+    }
+
+    /// The model name to use (nil: the default), if it can be a URL path segment.
+    static func checkModel(_ model: String?) throws -> String {
         let m = model ?? Request.defaultModel
-        guard Request.isSafeSegment(m) else {
+        guard isSafeSegment(m) else {
             throw ApixoError(.invalidArgument, "model must be a non-empty name of letters, digits, '.', '_' or '-'")
         }
-        self.model = m
+        return m
     }
 
     static func isSafeSegment(_ s: String) -> Bool {
