@@ -75,7 +75,6 @@ final class Engine {
     private var stopRequested = false
     private var stopped = false
     private var thread: pthread_t?
-    private var engineThreadID: pthread_t?
 
     // Engine-thread state.
     private var timers = Heap<TimerToken>(less: { $0.due < $1.due || ($0.due == $1.due && $0.seq < $1.seq) })
@@ -100,15 +99,7 @@ final class Engine {
     }
 
     func start() {
-        let t = startThread { [self] in run() }
-        thread = t
-        engineThreadID = t
-    }
-
-    /// True on the engine thread.
-    var isEngineThread: Bool {
-        guard let id = engineThreadID else { return false }
-        return pthread_equal(id, pthread_self()) != 0
+        thread = startThread { [self] in run() }
     }
 
     /// Runs `work` on the engine thread soon. Safe from any thread. False (and `work` is
@@ -195,8 +186,6 @@ final class Engine {
             t.completion(r)
         }
     }
-
-    var activeTransfers: Int { transfers.count }
 
     private func run() {
         while true {
