@@ -17,7 +17,7 @@ CFLAGS_TEST := -std=c99 -Wall -Wextra -pedantic -Werror -g -O1 -D_POSIX_C_SOURCE
 LIB         := $(BUILD)/lib/libapixo.so
 
 .PHONY: all deps lib cli examples install uninstall test test-swift test-sim test-c test-python \
-        test-cli test-header test-abi test-valgrind demo bench clean
+        test-cli test-header test-abi test-case test-valgrind demo bench clean
 
 all: lib cli examples
 
@@ -65,12 +65,16 @@ uninstall:
 	rm -f $(PREFIX)/lib/libapixo.so* $(PREFIX)/include/apixo.h $(PREFIX)/bin/apixo $(PREFIX)/lib/pkgconfig/apixo.pc
 
 # ---------------------------------------------------------------- tests
-test: deps all test-header test-abi test-swift test-sim test-c test-python test-cli test-valgrind
+test: deps test-case all test-header test-abi test-swift test-sim test-c test-python test-cli test-valgrind
 	@echo "make test: all suites passed"
 
 test-header:
 	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -fsyntax-only -x c include/apixo.h
 	g++ -Wall -Wextra -Werror -fsyntax-only -x c++ include/apixo.h
+
+# No two paths that differ only in case (they would be one path on macOS and Windows).
+test-case:
+	bash Tests/abi/case_check.sh
 
 # The shipped library's shape and an installed copy used through pkg-config.
 test-abi: all

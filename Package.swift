@@ -33,7 +33,6 @@ let package = Package(
         .executableTarget(name: "ApixoCLI",
                           dependencies: ["Apixo",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          path: "Sources/apixo",
                           exclude: ["README.md"]),
         .testTarget(name: "ApixoTests", dependencies: ["Apixo"]),
     ]

@@ -3,7 +3,7 @@ import Glibc
 
 // MARK: exit codes
 
-/// The process exit codes of `apixo`, documented in `apixo --help` and Sources/apixo/README.md.
+/// The process exit codes of `apixo`, documented in `apixo --help` and Sources/ApixoCLI/README.md.
 enum ExitStatus {
     static let ok: Int32 = 0
     static let unexpected: Int32 = 1
