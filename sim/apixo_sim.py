@@ -37,6 +37,7 @@ VERSION = "1.0.0"
 MAX_BODY = 1 << 20                 # 1 MiB: larger request bodies are refused with 400
 DISCARD_LIMIT = 8 << 20            # an oversized body up to this is read and dropped first
 DEFAULT_URL_TTL = 15 * 24 * 3600   # seconds (simulated time)
+LATENCY_CAP = 3600.0               # --latency: no processing time exceeds this (simulated s)
 WEBHOOK_TIMEOUT = 30.0             # seconds (simulated time) the receiver has to answer 200
 WEBHOOK_RETRY_DELAYS = (30.0, 60.0, 120.0)  # seconds (simulated) before retries 1, 2, 3
 SMALL_SIDE = 64                    # --small-images: longest side in pixels
@@ -390,13 +391,61 @@ class Config:
         self.small_images = args.small_images
         self.url_ttl = args.url_ttl
         self.verbose = args.verbose
+        self.latency = Latency(args)
 
     def public(self):
         return {"rpm": self.rpm, "concurrency": self.concurrency,
                 "time_scale": self.time_scale,
                 "url_ttl": int(self.url_ttl) if float(self.url_ttl).is_integer() else self.url_ttl,
                 "small_images": self.small_images, "seed": self.seed,
-                "keys": len(self.keys), "version": VERSION}
+                "keys": len(self.keys), "latency": self.latency.public(), "version": VERSION}
+
+
+class Latency:
+    """How processing times are drawn (--latency). `uniform` is the documented behaviour: a
+    uniform draw from the tier's range. The others stand in for a service that is less tidy
+    than its documentation; they change durations only, never the API. Each task draws from
+    its own seeded generator, so runs with the same seed and submits are reproducible."""
+
+    KINDS = ("uniform", "drift", "lognormal", "bimodal")
+
+    def __init__(self, args):
+        self.kind = args.latency
+        self.drift_factor = args.drift_factor
+        self.drift_from = args.drift_from
+        self.lognormal_median = args.lognormal_median
+        self.lognormal_sigma = args.lognormal_sigma
+        self.bimodal_slow = args.bimodal_slow
+        self.bimodal_share = args.bimodal_share
+        self.bimodal_by = args.bimodal_by
+
+    def public(self):
+        d = {"kind": self.kind}
+        if self.kind == "drift":
+            d.update(factor=self.drift_factor, start=self.drift_from)
+        elif self.kind == "lognormal":
+            d.update(median=self.lognormal_median, sigma=self.lognormal_sigma)
+        elif self.kind == "bimodal":
+            d.update(slow=list(self.bimodal_slow), share=self.bimodal_share, by=self.bimodal_by)
+        return d
+
+    def draw(self, rng, tier, index, queue_s, proc_s):
+        """(queue wait, processing time) in simulated seconds for the index-th task created
+        since the start or the last reset (1-based). `queue_s` and `proc_s` are the documented
+        draws; `rng` is the task's own generator for any further draw."""
+        if self.kind == "drift":
+            if index >= self.drift_from:
+                return queue_s * self.drift_factor, proc_s * self.drift_factor
+        elif self.kind == "lognormal":
+            proc_s = min(LATENCY_CAP, self.lognormal_median * math.exp(self.lognormal_sigma * rng.gauss(0.0, 1.0)))
+        elif self.kind == "bimodal":
+            if self.bimodal_by == "coin":
+                slow = rng.random() < self.bimodal_share
+            else:
+                slow = tier != "2K"
+            if slow:
+                proc_s = rng.uniform(*self.bimodal_slow)
+        return queue_s, proc_s
 
 
 class Sim:
@@ -576,10 +625,14 @@ class Sim:
                 break
         scale = cfg.time_scale
         lo, hi = TIMING.get(plan["tier"], TIMING["2K"])
-        queue_ms = int(round(rng.uniform(*QUEUE_WAIT) * 1000 * scale))
-        proc_ms = max(1, int(round(rng.uniform(lo, hi) * 1000 * scale)))
+        queue_s = rng.uniform(*QUEUE_WAIT)
+        proc_s = rng.uniform(lo, hi)
         fail_frac = rng.uniform(*FAIL_FRACTION)
         auto_n = rng.randint(1, plan["n"])
+        queue_s, proc_s = cfg.latency.draw(random.Random("%s:%d:latency" % (cfg.seed, self.seq)),
+                                           plan["tier"], len(self.tasks) + 1, queue_s, proc_s)
+        queue_ms = int(round(queue_s * 1000 * scale))
+        proc_ms = max(1, int(round(proc_s * 1000 * scale)))
         t = Task()
         t.id = tid
         t.model = spec.name
@@ -1253,11 +1306,15 @@ class SimServer(http.server.ThreadingHTTPServer):
 # ---------------------------------------------------------------------------------------------
 # main
 
-def _positive_float(s):
+def _number(s):
     try:
-        v = float(s)
+        return float(s)
     except ValueError:
         raise argparse.ArgumentTypeError("not a number: %r" % s)
+
+
+def _positive_float(s):
+    v = _number(s)
     if not v > 0 or v == float("inf"):
         raise argparse.ArgumentTypeError("must be > 0")
     return v
@@ -1271,6 +1328,30 @@ def _non_negative_int(s):
     if v < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return v
+
+
+def _positive_int(s):
+    v = _non_negative_int(s)
+    if v < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return v
+
+
+def _share(s):
+    v = _number(s)
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError("must be from 0 to 1")
+    return v
+
+
+def _range(s):
+    parts = s.split("-")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError("a range LO-HI in seconds, e.g. 35-50")
+    lo, hi = (_positive_float(x) for x in parts)
+    if lo > hi or hi > LATENCY_CAP:
+        raise argparse.ArgumentTypeError("LO must not exceed HI, and HI at most %d" % LATENCY_CAP)
+    return lo, hi
 
 
 def _port(s):
@@ -1307,6 +1388,22 @@ def parse_args(argv):
                    help="serve images scaled to a longest side of 64 px, same ratio")
     p.add_argument("--url-ttl", type=_positive_float, default=DEFAULT_URL_TTL,
                    help="result URL lifetime in seconds, scaled (default 1296000 = 15 days)")
+    p.add_argument("--latency", choices=Latency.KINDS, default="uniform",
+                   help="how processing times are drawn (default uniform: the documented ranges)")
+    p.add_argument("--drift-factor", type=_positive_float, default=2.0,
+                   help="drift: durations of later tasks are multiplied by this (default 2)")
+    p.add_argument("--drift-from", type=_positive_int, default=40,
+                   help="drift: the first task (1-based, counted since start or reset) that is slower (default 40)")
+    p.add_argument("--lognormal-median", type=_positive_float, default=30.0,
+                   help="lognormal: median processing seconds (default 30)")
+    p.add_argument("--lognormal-sigma", type=_positive_float, default=0.35,
+                   help="lognormal: sigma of the log (default 0.35)")
+    p.add_argument("--bimodal-slow", type=_range, default=(35.0, 50.0),
+                   help="bimodal: the slow population's processing range LO-HI seconds (default 35-50)")
+    p.add_argument("--bimodal-share", type=_share, default=0.5,
+                   help="bimodal: share of slow tasks when --bimodal-by coin (default 0.5)")
+    p.add_argument("--bimodal-by", choices=("coin", "resolution"), default="coin",
+                   help="bimodal: a seeded coin per task, or every task above the 2K tier (default coin)")
     p.add_argument("--verbose", action="store_true", help="log every request to stderr")
     p.add_argument("--version", action="version", version="apixo-sim " + VERSION)
     args = p.parse_args(argv)
