@@ -17,7 +17,7 @@ CFLAGS_TEST := -std=c99 -Wall -Wextra -pedantic -Werror -g -O1 -D_POSIX_C_SOURCE
 LIB         := $(BUILD)/lib/libapixo.so
 
 .PHONY: all deps lib cli examples install uninstall test test-swift test-sim test-c test-python \
-        test-cli test-header test-abi test-case test-valgrind demo bench clean
+        test-cli test-header test-abi test-case test-valgrind test-hosts demo bench clean
 
 all: lib cli examples
 
@@ -65,7 +65,7 @@ uninstall:
 	rm -f $(PREFIX)/lib/libapixo.so* $(PREFIX)/include/apixo.h $(PREFIX)/bin/apixo $(PREFIX)/lib/pkgconfig/apixo.pc
 
 # ---------------------------------------------------------------- tests
-test: deps test-case all test-header test-abi test-swift test-sim test-c test-python test-cli test-valgrind
+test: deps test-case all test-header test-abi test-swift test-sim test-c test-python test-cli test-hosts test-valgrind
 	@echo "make test: all suites passed"
 
 test-header:
@@ -104,6 +104,10 @@ test-python: all
 
 test-cli: all
 	APIXO_CLI=$(BUILD)/bin/apixo $(PYTHON) -m pytest -q Tests/cli
+
+# Every FFI host's example (examples/<host>/) built once and run 10 times against one simulator.
+test-hosts: all
+	$(PYTHON) Tests/hosts/run.py
 
 # The C tests again under valgrind: no definite leak, no invalid access (about a minute).
 test-valgrind: $(C_TESTS) $(C_TEST_HELPERS)

@@ -1,0 +1,3 @@
+module apixo.example/threetasks
+
+go 1.19
