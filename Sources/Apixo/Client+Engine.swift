@@ -7,15 +7,14 @@ enum Listener {
     case waiter(Int, Waiter<Outcome>)
 }
 
-/// A submit waiting for a concurrency slot and a request token.
-final class PendingSubmit {
+/// A submit: the request, its body and who waits for it; the scheduler's part is in
+/// `QueuedSubmit`.
+final class PendingSubmit: QueuedSubmit {
     let request: Request
     let body: [UInt8]
     let callback: (Int, TaskCallback)?
     let onAccepted: ((Result<String, ApixoError>) -> Void)?
     var journalSeq: Int64?
-    var attempts = 0
-    var notBefore: Double = 0
 
     init(request: Request, body: [UInt8], callback: (Int, TaskCallback)?,
          onAccepted: ((Result<String, ApixoError>) -> Void)?) {
@@ -23,74 +22,43 @@ final class PendingSubmit {
         self.body = body
         self.callback = callback
         self.onAccepted = onAccepted
+        super.init(key: pollKey(model: request.model, resolution: request.resolutionKey))
     }
 }
 
-/// A GET waiting for a request token, due at `due`.
-final class Outgoing {
-    let due: Double
-    let seq: UInt64
-    private(set) var send: (() -> Void)?
-    /// Runs instead of `send` when the client shuts down first.
-    private(set) var drop: (() -> Void)?
-    /// Cancelling (or sending) drops both closures, which hold the task and the client.
-    var cancelled = false {
-        didSet {
-            if cancelled {
-                send = nil
-                drop = nil
-            }
-        }
-    }
-
-    init(due: Double, seq: UInt64, send: @escaping () -> Void, drop: (() -> Void)? = nil) {
-        self.due = due
-        self.seq = seq
-        self.send = send
-        self.drop = drop
-    }
-}
-
-/// A task the engine knows about. Engine thread only.
-final class TrackedTask {
-    let id: String
+/// A task the engine knows about: who waits for it and what was last seen; the scheduler's
+/// part (slot, polls) is in `ScheduledTask`. Engine thread only.
+final class TrackedTask: ScheduledTask {
     let model: String
     let resolution: String
     var tag: String?
-    let callbackMode: Bool
-    /// Submitted by this client (so its latency teaches the planner).
-    let ours: Bool
     var snapshot: TaskSnapshot?
     var listeners: [Listener] = []
-    var holdsSlot = false
-    var slotTimer: TimerToken?
-    var poll: Outgoing?
-    var pollInFlight = false
-    var polls = 0
-    var failures = 0
-    var overdue = false
-    /// When a parked task's poll was due, so that re-activating it does not postpone the poll.
-    var parkedPollDue: Double?
-    var startedAt: Double
     var journalSeq: Int64?
 
     /// The last snapshot, or a stand-in with the id, model and tag.
     var lastKnown: TaskSnapshot { snapshot ?? TaskSnapshot.standIn(id: id, model: model, tag: tag) }
 
-    init(id: String, model: String, resolution: String, tag: String?, callbackMode: Bool, ours: Bool, startedAt: Double) {
-        self.id = id
+    init(id: String, model: String, resolution: String, tag: String?, callbackMode: Bool, origin: TaskOrigin) {
         self.model = model
         self.resolution = resolution
         self.tag = tag
-        self.callbackMode = callbackMode
-        self.ours = ours
-        self.startedAt = startedAt
+        super.init(id: id, key: pollKey(model: model, resolution: resolution), callbackMode: callbackMode, origin: origin)
     }
 }
 
+/// A one-off request (a status call) waiting for its token.
+struct OneOffRequest {
+    let send: () -> Void
+    /// Runs instead of `send` when the client shuts down first.
+    let drop: () -> Void
+}
+
+/// The engine's I/O shell around the scheduler: it turns the scheduler's steps into HTTP
+/// requests, the answers into scheduler events and outcomes, and writes the journal.
 extension Client {
-    var maxTasks: Int { options.maxConcurrentTasks }
-    var slotFree: Bool { maxTasks == 0 || slotsUsed < maxTasks }
+    /// Tasks being tracked (polled, parked or waited for), by id.
+    var tasks: [String: TrackedTask] { scheduler.tasks }
 
     func authHeaders() -> [String] {
         ["Authorization: Bearer \(apiKey)", "Accept: application/json"]
@@ -106,52 +74,27 @@ extension Client {
 
     // MARK: the request pump
 
-    func enqueueSubmit(_ ps: PendingSubmit, front: Bool = false) {
+    func enqueueSubmit(_ ps: PendingSubmit) {
         if shutDown {
             failSubmit(ps, ApixoError(.closed, "the client is closed"))
             return
         }
-        if front { submitQueue.insert(ps, at: 0) } else { submitQueue.append(ps) }
+        scheduler.enqueue(ps)
         pump()
     }
 
-    /// Queues a GET. The caller pumps once it has stored the handle: a GET due now is sent
-    /// by that pump, and its completion may already need the handle.
-    func enqueueGet(after delay: Double, drop: (() -> Void)? = nil, _ send: @escaping () -> Void) -> Outgoing {
-        outgoingSeq += 1
-        let o = Outgoing(due: clock.now + delay, seq: outgoingSeq, send: send, drop: drop)
-        getQueue.push(o)
-        return o
-    }
-
-    /// Sends whatever the budget allows now and schedules itself for the next opportunity.
+    /// Does what the scheduler says until it says wait, and wakes up when it asks to.
     func pump() {
         if shutDown { return }
         while true {
-            while let g = getQueue.first, g.cancelled { getQueue.pop() }
-            let now = clock.now
-            let ready = limiter.nextAvailable(now)
-            var submitAt: Double?
-            if slotFree, let s = submitQueue.first { submitAt = max(ready, s.notBefore) }
-            var getAt: Double?
-            if let g = getQueue.first { getAt = max(ready, g.due) }
-            let at: Double
-            switch (submitAt, getAt) {
-            case (nil, nil): return
-            case (let s?, nil): at = s
-            case (nil, let g?): at = g
-            case (let s?, let g?): at = min(s, g)
-            }
-            if at > now {
-                schedulePump(at)
+            switch scheduler.next(now: clock.now) {
+            case .submit(let ps): sendSubmit(ps)
+            case .poll(let t): sendPoll(t)
+            case .get(let id): oneOffs.removeValue(forKey: id)?.send()
+            case .forget(let t): logger.log(.debug, "task \(t.id): nobody waits for it and it has run its course; slot released")
+            case .wait(let at):
+                if let at { schedulePump(at) }
                 return
-            }
-            limiter.record(now)
-            if let s = submitAt, s <= now {
-                sendSubmit(submitQueue.removeFirst())
-            } else if let g = getQueue.pop(), let send = g.send {
-                g.cancelled = true  // sent: release the closures
-                send()
             }
         }
     }
@@ -168,8 +111,6 @@ extension Client {
     // MARK: submits
 
     func sendSubmit(_ ps: PendingSubmit) {
-        ps.attempts += 1
-        slotsUsed += 1
         var req = HTTPRequest(method: .post, url: "\(baseURL)/generateTask/\(ps.request.model)",
                               timeoutMs: options.timeoutMs)
         req.headers = authHeaders() + ["Content-Type: application/json"]
@@ -187,23 +128,25 @@ extension Client {
     func handleSubmit(_ ps: PendingSubmit, _ r: HTTPResult) {
         let what = "generateTask/\(ps.request.model)"
         if r.aborted {
-            slotsUsed -= 1
+            scheduler.submitAborted(ps, now: clock.now)
             failSubmit(ps, ApixoError(.closed, "\(what): the client closed while the submit was in flight"))
             return
         }
         if r.curlCode != CURLE_OK && !r.certainlyNotSent || r.bodyTooLarge {
             // The body went out and the answer was lost: the task may exist. Never resend.
-            holdSlotForUnknownTask(model: ps.request.model, resolution: ps.request.resolutionKey)
+            scheduler.submitLost(ps, now: clock.now)
             let why = r.bodyTooLarge ? "answer too large" : r.curlMessage
             failSubmit(ps, ApixoError(.indeterminate,
                                       "\(what): the request was sent but its answer was lost (\(why)); the task may exist and was not resubmitted"))
+            pump()
             return
         }
         switch WireProtocol.interpret(r, what: what) {
         case .success(let data):
             guard let id = data["taskId"]?.stringValue, !id.isEmpty, (try? Client.checkTaskId(id)) != nil else {
-                holdSlotForUnknownTask(model: ps.request.model, resolution: ps.request.resolutionKey)
+                scheduler.submitLost(ps, now: clock.now)
                 failSubmit(ps, ApixoError(.indeterminate, "\(what): the API accepted the request but its answer carries no taskId"))
+                pump()
                 return
             }
             accepted(ps, id)
@@ -214,36 +157,16 @@ extension Client {
             // request on: the task may exist, exactly as when the answer is garbled.
             if r.curlCode == CURLE_OK, e.code == .protocol && (200...299).contains(r.status)
                 || e.httpStatus == 502 || e.httpStatus == 504 {
-                holdSlotForUnknownTask(model: ps.request.model, resolution: ps.request.resolutionKey)
+                scheduler.submitLost(ps, now: clock.now)
                 failSubmit(ps, ApixoError(.indeterminate, "\(e.message); the task may exist and was not resubmitted"))
+                pump()
                 return
             }
-            slotsUsed -= 1
-            if safe, ps.attempts <= options.maxRetries {
-                let wait = backOff(e, attempt: ps.attempts - 1)
+            if let wait = scheduler.submitRefused(ps, e, safe: safe, now: clock.now) {
                 logger.log(.info, "\(e.message); retrying the submit in \(Int(wait * 1000)) ms")
-                ps.notBefore = clock.now + wait
-                enqueueSubmit(ps, front: true)  // its pump schedules itself for notBefore
-                return
+            } else {
+                failSubmit(ps, e)
             }
-            failSubmit(ps, e)
-            pump()
-        }
-    }
-
-    /// The wait before retry `attempt` (0-based) after `e`: backoff with jitter, or the
-    /// server's Retry-After when longer. A 429 also pauses every request of the client.
-    func backOff(_ e: ApixoError, attempt: Int) -> Double {
-        let wait = retryDelay(e, attempt: attempt)
-        if e.httpStatus == 429 { limiter.pause(until: clock.now + (e.retryAfter ?? wait)) }
-        return wait
-    }
-
-    /// A submit that may have created a task keeps its slot for as long as such a task would run.
-    func holdSlotForUnknownTask(model: String, resolution: String) {
-        let d = planner.assumedRemaining(model: model, resolution: resolution, elapsed: 0)
-        engine.after(d) { [self] in
-            slotsUsed -= 1
             pump()
         }
     }
@@ -272,126 +195,53 @@ extension Client {
         logger.log(.info, "task \(id) accepted")
         let t = tasks[id] ?? TrackedTask(id: id, model: ps.request.model, resolution: ps.request.resolutionKey,
                                          tag: ps.request.tag, callbackMode: ps.request.requestType == "callback",
-                                         ours: true, startedAt: clock.now)
-        t.holdsSlot = true
+                                         origin: .submitted)
         t.journalSeq = ps.journalSeq
-        tasks[id] = t
         if let (lid, cb) = ps.callback { t.listeners.append(.callback(lid, cb)) }
         ps.onAccepted?(.success(id))
-        activate(t)
+        scheduler.submitAccepted(ps, as: t, listening: !t.listeners.isEmpty, now: clock.now)
         pump()
     }
 
     // MARK: tracking
 
-    /// Polls a task that has listeners; parks one that has none (its slot is then released
-    /// when such a task would have finished).
-    func activate(_ t: TrackedTask) {
-        if t.listeners.isEmpty {
-            if let p = t.poll {
-                p.cancelled = true
-                t.parkedPollDue = p.due
-            }
-            t.poll = nil
-            if t.holdsSlot, t.slotTimer == nil {
-                let d = planner.assumedRemaining(model: t.model, resolution: t.resolution, elapsed: clock.now - t.startedAt)
-                t.slotTimer = engine.after(d) { [self] in
-                    t.slotTimer = nil
-                    releaseSlot(t)
-                    if t.listeners.isEmpty, tasks[t.id] === t { tasks[t.id] = nil }
-                }
-            }
-            return
-        }
-        t.slotTimer?.cancelled = true
-        t.slotTimer = nil
-        guard t.poll == nil, !t.pollInFlight else { return }
-        let delay: Double
-        if let due = t.parkedPollDue {
-            t.parkedPollDue = nil
-            delay = max(0, due - clock.now)
-        } else if t.ours && t.polls == 0 {
-            delay = planner.firstPollDelay(model: t.model, resolution: t.resolution,
-                                           elapsed: clock.now - t.startedAt, callbackMode: t.callbackMode)
-        } else if t.polls == 0 {
-            delay = 0
-        } else {
-            delay = nextPollDelay(t)
-        }
-        schedulePoll(t, after: delay)
-    }
-
-    func nextPollDelay(_ t: TrackedTask) -> Double {
-        if !t.ours, t.polls == 1, let s = t.snapshot, s.createTimeMs > 0 {
-            // A task we did not submit: its server createTime tells how long it has run.
-            let elapsed = Double(wallMillis() - s.createTimeMs) / 1000
-            return planner.firstPollDelay(model: t.model, resolution: t.resolution, elapsed: elapsed, callbackMode: t.callbackMode)
-        }
-        return planner.nextPollDelay(overdueTasks: overdueTasks, requestsPerWindow: options.requestsPerMinute,
-                                     window: limiter.window, callbackMode: t.callbackMode)
-    }
-
-    func schedulePoll(_ t: TrackedTask, after delay: Double) {
-        t.poll?.cancelled = true
-        t.poll = enqueueGet(after: delay) { [self] in
-            t.poll = nil
-            t.pollInFlight = true
-            sendStatus(model: t.model, taskId: t.id) { [self] result in
-                t.pollInFlight = false
-                handlePoll(t, result)
-            }
-        }
-        pump()
-    }
-
-    func releaseSlot(_ t: TrackedTask) {
-        guard t.holdsSlot else { return }
-        t.holdsSlot = false
-        slotsUsed -= 1
-        pump()
+    func sendPoll(_ t: TrackedTask) {
+        sendStatus(model: t.model, taskId: t.id) { [self] result in handlePoll(t, result) }
     }
 
     func handlePoll(_ t: TrackedTask, _ result: Result<TaskSnapshot, ApixoError>) {
         guard tasks[t.id] === t, !shutDown else { return }
         switch result {
         case .success(let snap):
-            t.failures = 0
-            t.polls += 1
-            apply(t, snap)
+            apply(t, snap, isPoll: true)
         case .failure(let e):
             if e.code == .closed { return }
-            t.failures += 1
-            if e.retryable && t.failures <= options.maxRetries {
-                let wait = backOff(e, attempt: t.failures - 1)
+            if let wait = scheduler.pollFailed(t, e, now: clock.now) {
                 logger.log(.info, "\(e.message); polling \(t.id) again in \(Int(wait * 1000)) ms")
-                if !t.listeners.isEmpty { schedulePoll(t, after: wait) }
+                pump()
             } else {
                 finish(t, Outcome(code: e.code, task: t.snapshot, message: e.message), terminal: false)
             }
         }
     }
 
-    /// Takes in a new snapshot from a poll, a status call or a webhook.
-    func apply(_ t: TrackedTask, _ raw: TaskSnapshot) {
+    /// Takes in a new snapshot from a poll (`isPoll`), a status call or a webhook.
+    func apply(_ t: TrackedTask, _ raw: TaskSnapshot, isPoll: Bool = false) {
         let snap = raw.with(model: t.model, tag: t.tag)
         t.snapshot = snap
         if snap.state.isTerminal {
-            if t.ours, snap.completeTimeMs > snap.createTimeMs, snap.createTimeMs > 0 {
-                planner.observe(model: t.model, resolution: t.resolution,
-                                latency: Double(snap.completeTimeMs - snap.createTimeMs) / 1000)
+            if snap.completeTimeMs > snap.createTimeMs, snap.createTimeMs > 0 {
+                scheduler.observe(key: t.key, duration: Double(snap.completeTimeMs - snap.createTimeMs) / 1000)
             }
             let ok = snap.state == .success
             let msg = ok ? "" : "task \(t.id) failed: \(snap.failCode ?? "UNKNOWN"): \(snap.failMessage ?? "")"
             finish(t, Outcome(code: ok ? .ok : .taskFailed, task: snap, message: msg), terminal: true)
             return
         }
-        if t.polls >= 1 && !t.overdue && t.ours {
-            t.overdue = true
-            overdueTasks += 1
-        }
-        if !t.listeners.isEmpty, t.poll == nil, !t.pollInFlight {
-            schedulePoll(t, after: nextPollDelay(t))
-        }
+        // How long the server says it has existed (a watched task's age).
+        let age = snap.createTimeMs > 0 ? Double(wallMillis() - snap.createTimeMs) / 1000 : nil
+        scheduler.running(t, serverAge: age, isPoll: isPoll, now: clock.now)
+        pump()
     }
 
     /// Ends tracking of a task and notifies every listener once. Without any status the
@@ -400,23 +250,8 @@ extension Client {
         let o = outcome.task != nil ? outcome
             : Outcome(code: outcome.code, task: t.lastKnown,
                       message: outcome.message)
-        if tasks[t.id] === t { tasks[t.id] = nil }
-        t.poll?.cancelled = true
-        t.poll = nil
-        t.slotTimer?.cancelled = true
-        t.slotTimer = nil
-        if t.overdue {
-            t.overdue = false
-            overdueTasks -= 1
-        }
-        if terminal {
-            remember(o.task!)
-            releaseSlot(t)
-        } else if t.holdsSlot {
-            // The task may still run on the server: keep its slot as long as it would.
-            t.holdsSlot = false
-            holdSlotForUnknownTask(model: t.model, resolution: t.resolution)
-        }
+        scheduler.finish(t, terminal: terminal, now: clock.now)
+        if terminal, let snap = o.task { remember(snap) }
         if let seq = t.journalSeq {
             journal?.terminal(seq: seq, code: o.code, message: o.message, snapshot: o.task)
         }
@@ -447,7 +282,7 @@ extension Client {
     /// `holdsSlot`: the task is known to have been submitted by this account and may still
     /// run (a journal entry from an earlier run), so it counts toward the concurrency cap.
     func addListener(taskId: String, model: String, tag: String?, _ l: Listener, journalSeq: Int64?,
-                     holdsSlot: Bool = false) {
+                     holdsSlot: Bool = false, resolution: String = "2K") {
         if shutDown {
             notify(l, Outcome(code: .closed, task: nil, message: "the client is closed"), journalSeq: journalSeq)
             return
@@ -460,7 +295,8 @@ extension Client {
             }
             t.listeners.append(l)
             if t.journalSeq == nil { t.journalSeq = journalSeq }
-            activate(t)
+            scheduler.setListening(t, true, now: clock.now)
+            pump()
             return
         }
         if let snap = recentDone[taskId], snap.model == nil || snap.model == model {
@@ -470,16 +306,12 @@ extension Client {
                    journalSeq: journalSeq)
             return
         }
-        let t = TrackedTask(id: taskId, model: model, resolution: "2K", tag: tag, callbackMode: false, ours: false,
-                            startedAt: clock.now)
+        let t = TrackedTask(id: taskId, model: model, resolution: resolution, tag: tag, callbackMode: false,
+                            origin: holdsSlot ? .resumed : .watched)
         t.journalSeq = journalSeq
         t.listeners.append(l)
-        if holdsSlot {
-            t.holdsSlot = true
-            slotsUsed += 1
-        }
-        tasks[taskId] = t
-        activate(t)
+        scheduler.track(t, listening: true, claimSlot: holdsSlot, now: clock.now)
+        pump()
     }
 
     func notify(_ l: Listener, _ o: Outcome, journalSeq: Int64?) {
@@ -495,16 +327,9 @@ extension Client {
         w.fulfill(Outcome(code: .timeout, task: t?.snapshot, message: "timed out waiting for task \(taskId)"))
         guard let t else { return }
         t.listeners.removeAll { if case .waiter(let i, _) = $0 { return i == id } else { return false } }
-        if t.listeners.isEmpty {
-            if t.holdsSlot { activate(t) } else {
-                t.poll?.cancelled = true
-                if t.overdue {
-                    t.overdue = false
-                    overdueTasks -= 1
-                }
-                tasks[taskId] = nil
-            }
-        }
+        // Nobody waits any more: parked while it holds a slot, else no longer tracked.
+        if t.listeners.isEmpty { scheduler.setListening(t, false, now: clock.now) }
+        pump()
     }
 
     /// Fires the task's callbacks with `.cancelled`; blocking waits on it go on.
@@ -523,14 +348,9 @@ extension Client {
         let o = Outcome(code: .cancelled, task: snap, message: "tracking of task \(taskId) was cancelled")
         if let seq = t.journalSeq { journal?.terminal(seq: seq, code: .cancelled, message: o.message, snapshot: t.snapshot) }
         for (ticket, cb) in callbacks { deliver(cb, ticket, o, journalSeq: t.journalSeq) }
-        if t.listeners.isEmpty {
-            if t.overdue {
-                t.overdue = false
-                overdueTasks -= 1
-            }
-            activate(t)  // no listeners: parks it, keeping its slot while it would run
-            if !t.holdsSlot { tasks[taskId] = nil }
-        }
+        // No listeners: parked, keeping its slot while it would run.
+        if t.listeners.isEmpty { scheduler.setListening(t, false, now: clock.now) }
+        pump()
         return true
     }
 
@@ -572,8 +392,8 @@ extension Client {
             completion(.failure(ApixoError(.closed, "the client is closed")))
             return
         }
-        defer { pump() }
-        _ = enqueueGet(after: 0, drop: { completion(.failure(ApixoError(.closed, "the client is closed"))) }) { [self] in
+        let id = scheduler.enqueueGet()
+        oneOffs[id] = OneOffRequest(send: { [self] in
             sendStatus(model: model, taskId: taskId) { [self] result in
                 switch result {
                 case .success(let snap):
@@ -581,14 +401,15 @@ extension Client {
                     completion(.success(snap.with(model: model, tag: tasks[taskId]?.tag)))
                 case .failure(let e):
                     if e.retryable, attempt < options.maxRetries, !shutDown {
-                        let wait = backOff(e, attempt: attempt)
+                        let wait = scheduler.retryWait(e, attempt: attempt, now: clock.now)
                         engine.after(wait) { [self] in fetchStatus(model: model, taskId: taskId, attempt: attempt + 1, completion: completion) }
                     } else {
                         completion(.failure(e))
                     }
                 }
             }
-        }
+        }, drop: { completion(.failure(ApixoError(.closed, "the client is closed"))) })
+        pump()
     }
 
     static func percentEncode(_ s: String) -> String {
@@ -611,36 +432,21 @@ extension Client {
         shutDown = true
         pumpTimer?.cancelled = true
         pumpTimer = nil  // its closure holds the client
-        let closed = Outcome(code: .closed, task: nil, message: "the client was closed")
-        let queued = submitQueue
-        submitQueue.removeAll()
+        let (queued, all, gets) = scheduler.shutdown(now: clock.now)
         for ps in queued { failSubmit(ps, ApixoError(.closed, "the client was closed before the submit was sent")) }
-        let all = Array(tasks.values)
-        tasks.removeAll()
         for t in all {
             let listeners = t.listeners
             t.listeners.removeAll()
             for l in listeners {
-                let o = Outcome(code: .closed, task: t.lastKnown,
-                                message: closed.message)
+                let o = Outcome(code: .closed, task: t.lastKnown, message: "the client was closed")
                 switch l {
                 case .callback(let ticket, let cb): deliver(cb, ticket, o, journalSeq: nil)
                 case .waiter(_, let w): w.fulfill(o)
                 }
             }
         }
-        while let g = getQueue.pop() {
-            if g.cancelled { continue }
-            let drop = g.drop
-            g.cancelled = true
-            drop?()
-        }
-        for t in all {
-            t.poll?.cancelled = true
-            t.poll = nil
-            t.slotTimer?.cancelled = true
-            t.slotTimer = nil
-        }
+        for id in gets { oneOffs.removeValue(forKey: id)?.drop() }
+        oneOffs.removeAll()
         engine.abortAll()
     }
 }

@@ -52,9 +52,10 @@ extension Client {
                 } ?? TaskSnapshot.standIn(id: e.taskId ?? "", model: e.model, tag: e.tag)
                 deliver(callback, ticket, Outcome(code: code, task: snap, message: e.terminalMessage ?? ""), journalSeq: e.seq)
             } else if let id = e.taskId {
+                let resolution = Client.resolution(ofBody: e.body)
                 let posted = engine.post { [self] in
                     addListener(taskId: id, model: e.model, tag: e.tag, .callback(ticket, callback), journalSeq: e.seq,
-                                holdsSlot: e.kind == "intent")
+                                holdsSlot: e.kind == "intent", resolution: resolution)
                     if let t = tasks[id], t.tag == nil { t.tag = e.tag }
                 }
                 if !posted { ledger.fired(ticket) }  // closed meanwhile: the journal keeps it
@@ -62,10 +63,10 @@ extension Client {
                 let msg = "a submit was sent before a crash and its answer was lost; the task may exist and was not resubmitted"
                 journal.terminal(seq: e.seq, code: .indeterminate, message: msg, snapshot: nil)
                 // Such a task may be running on the server: count it against the cap for as long.
-                let resolution = e.body.flatMap { try? JSON.parse($0) }?["input"]?["resolution"]?.stringValue ?? "2K"
+                let key = pollKey(model: e.model, resolution: Client.resolution(ofBody: e.body))
                 engine.post { [self] in
-                    slotsUsed += 1
-                    holdSlotForUnknownTask(model: e.model, resolution: resolution)
+                    scheduler.holdForUnknownTask(key: key, now: clock.now)
+                    pump()
                 }
                 deliver(callback, ticket, Outcome(code: .indeterminate, task: TaskSnapshot.standIn(id: "", model: e.model, tag: e.tag),
                                           message: msg), journalSeq: e.seq)
@@ -87,12 +88,17 @@ extension Client {
         return entries.map { ResumedTask(model: $0.model, taskId: $0.taskId, tag: $0.tag) }
     }
 
+    /// The resolution a journalled request body asks for ("2K" when it says none).
+    static func resolution(ofBody body: String?) -> String {
+        body.flatMap { try? JSON.parse($0) }?["input"]?["resolution"]?.stringValue ?? "2K"
+    }
+
     /// The expected seconds from submit to completion for a model and resolution, as the
     /// client has learned it (the documented range before any observation), real time.
     public func expectedSeconds(model: String, resolution: String) -> Double {
         let w = Waiter<Double>()
-        engine.post { [self] in w.fulfill(planner.estimate(model: model, resolution: resolution).mean) }
-        return w.wait(until: monotonicSeconds() + 5) ?? planner.scale * 30
+        engine.post { [self] in w.fulfill(scheduler.policy.expectedDuration(key: pollKey(model: model, resolution: resolution))) }
+        return w.wait(until: monotonicSeconds() + 5) ?? options.timeScale * 30
     }
 }
 

@@ -31,16 +31,12 @@ public final class Client {
     let ledger = CallbackLedger()
 
     // Engine-thread state (see Client+Engine.swift).
-    let limiter: RateLimiter
-    let planner: PollPlanner
-    var submitQueue: [PendingSubmit] = []
-    var getQueue = Heap<Outgoing>(less: { $0.due < $1.due || ($0.due == $1.due && $0.seq < $1.seq) })
-    var outgoingSeq: UInt64 = 0
-    var tasks: [String: TrackedTask] = [:]
+    /// Every decision about what to send and when; the engine thread is its I/O shell.
+    let scheduler: Scheduler<PendingSubmit, TrackedTask>
+    /// One-off requests (status calls) waiting for their token, by the scheduler's number.
+    var oneOffs: [UInt64: OneOffRequest] = [:]
     var recentDone: [String: TaskSnapshot] = [:]
     var recentOrder: [String] = []
-    var slotsUsed = 0
-    var overdueTasks = 0
     var pumpTimer: TimerToken?
     var listenerSeq = 0
     var shutDown = false
@@ -48,7 +44,13 @@ public final class Client {
     /// Creates a client and starts its threads.
     /// - Throws: `.invalidArgument` without an API key or with a bad base URL; `.io` when the
     ///   journal cannot be opened or is locked by another client.
-    public init(options: ClientOptions = ClientOptions(), clock: Clock = SystemClock()) throws {
+    public convenience init(options: ClientOptions = ClientOptions(), clock: Clock = SystemClock()) throws {
+        try self.init(options: options, clock: clock, budget: nil, policy: nil)
+    }
+
+    /// `budget` and `policy` replace the local budget (from the options' limits) and the
+    /// default poll policy (`PollPlanner`).
+    init(options: ClientOptions, clock: Clock, budget: Budget?, policy: PollPolicy?) throws {
         var opts = options
         guard let key = opts.apiKey ?? ClientOptions.environment("APIXO_API_KEY") else {
             throw ApixoError(.invalidArgument, "no API key: set one in the options or APIXO_API_KEY")
@@ -64,8 +66,11 @@ public final class Client {
         self.clock = clock
         logger = Logger(sink: opts.logger, minLevel: opts.logLevel)
         // A small margin over the documented window absorbs the trip to the server.
-        limiter = RateLimiter(capacity: opts.requestsPerMinute, window: 60 * opts.timeScale * 1.05 + 0.02)
-        planner = PollPlanner(scale: opts.timeScale)
+        let budget = budget ?? LocalBudget(requestsPerWindow: opts.requestsPerMinute,
+                                           window: 60 * opts.timeScale * 1.05 + 0.02,
+                                           maxSlots: opts.maxConcurrentTasks)
+        scheduler = Scheduler(budget: budget, policy: policy ?? PollPlanner(scale: opts.timeScale),
+                              maxRetries: opts.maxRetries, scale: opts.timeScale)
         engine = try Engine(caFile: opts.caFile, clock: clock)
         if let path = opts.journalPath {
             journal = try Journal(path: path)
@@ -138,8 +143,7 @@ public final class Client {
         try onEngine { [self] in enqueueSubmit(ps) }
         if let got = w.wait(until: queueDeadline) { return try got.get() }
         engine.post { [self] in
-            if let i = submitQueue.firstIndex(where: { $0 === ps }) {
-                submitQueue.remove(at: i)
+            if scheduler.cancelQueued(ps) {
                 if let seq = ps.journalSeq {
                     journal?.terminal(seq: seq, code: .timeout, message: "queued past the deadline", snapshot: nil)
                     journal?.delivered(seq: seq)
@@ -206,7 +210,7 @@ public final class Client {
 
     /// Backoff with jitter for retry `attempt` (0-based), or the server's Retry-After when longer.
     func retryDelay(_ e: ApixoError, attempt: Int) -> Double {
-        max(planner.backoff(attempt: attempt, random: Double.random(in: 0..<1)), e.retryAfter ?? 0)
+        scheduler.backoff.retryDelay(retryAfter: e.retryAfter, attempt: attempt, random: Double.random(in: 0..<1))
     }
 
     static func checkTaskId(_ id: String) throws {
@@ -275,8 +279,9 @@ public final class Client {
         let pending = pendingCallbackCount
         let w = Waiter<Stats>()
         engine.post { [self] in
-            w.fulfill(Stats(queuedSubmits: submitQueue.count, slotsInUse: slotsUsed, trackedTasks: tasks.count,
-                            requestsInWindow: limiter.inWindow(clock.now), pendingCallbacks: pending))
+            w.fulfill(Stats(queuedSubmits: scheduler.queuedSubmits, slotsInUse: scheduler.budget.slotsHeld,
+                            trackedTasks: tasks.count, requestsInWindow: scheduler.budget.requestsInWindow(now: clock.now),
+                            pendingCallbacks: pending))
         }
         return w.wait(until: monotonicSeconds() + 5)
             ?? Stats(queuedSubmits: 0, slotsInUse: 0, trackedTasks: 0, requestsInWindow: 0, pendingCallbacks: pending)

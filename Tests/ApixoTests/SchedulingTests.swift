@@ -86,80 +86,37 @@ final class PollPlannerTests: XCTestCase {
 
     func testPollSpacingFitsTheBudget() {
         let p = PollPlanner(scale: 1)
+        let key = pollKey(model: "seedream-5-0", resolution: "2K")
+        let target = p.firstPollTarget(key: key, callbackMode: false)
+        func gap(overdue: Int, rpm: Int, late: Double = 0) -> Double {
+            p.nextPollDelay(PollContext(key: key, elapsed: target + late, polls: 1, callbackMode: false,
+                                        load: PollLoad(trackedTasks: overdue, queuedSubmits: 0, requestsPerWindow: rpm,
+                                                       window: 60, overdueTasks: overdue)))
+        }
         // One overdue task: its share of 80% of the budget, 60 s / 48.
-        XCTAssertEqual(p.nextPollDelay(overdueTasks: 1, requestsPerWindow: 60, window: 60, callbackMode: false), 1.25,
-                       accuracy: 1e-9)
+        XCTAssertEqual(gap(overdue: 1, rpm: 60), 1.25, accuracy: 1e-9)
         // Ten overdue tasks share 80% of 60 requests a minute: 12.5 s apart each.
-        XCTAssertEqual(p.nextPollDelay(overdueTasks: 10, requestsPerWindow: 60, window: 60, callbackMode: false), 12.5,
-                       accuracy: 1e-9)
+        XCTAssertEqual(gap(overdue: 10, rpm: 60), 12.5, accuracy: 1e-9)
         // No limit: the minimum gap.
-        XCTAssertEqual(p.nextPollDelay(overdueTasks: 10, requestsPerWindow: 0, window: 60, callbackMode: false), 1)
+        XCTAssertEqual(gap(overdue: 10, rpm: 0), 1)
+        // A task far past its expected end is polled less often: a fifth of its overrun, at most 5 min.
+        XCTAssertEqual(gap(overdue: 1, rpm: 60, late: 100), 20, accuracy: 1e-9)
+        XCTAssertEqual(gap(overdue: 1, rpm: 60, late: 100_000), 300, accuracy: 1e-9)
+        // Before its expected end, a task waits for it whatever its poll count.
+        let early = p.nextPollDelay(PollContext(key: key, elapsed: 5, polls: 1, callbackMode: false,
+                                                load: PollLoad(trackedTasks: 1, queuedSubmits: 0, requestsPerWindow: 60, window: 60)))
+        XCTAssertEqual(early, target - 5, accuracy: 1e-9)
     }
 
     func testBackoffGrowsWithJitterAndIsCapped() {
-        let p = PollPlanner(scale: 1)
-        XCTAssertEqual(p.backoff(attempt: 0, random: 1), 1, accuracy: 1e-9)
-        XCTAssertEqual(p.backoff(attempt: 0, random: 0), 0.5, accuracy: 1e-9)
-        XCTAssertEqual(p.backoff(attempt: 3, random: 1), 8, accuracy: 1e-9)
-        XCTAssertEqual(p.backoff(attempt: 30, random: 1), 30, accuracy: 1e-9)
-    }
-
-    /// A discrete-event run of the scheduling policy on a fake timeline: 30 tasks, 10 slots,
-    /// 60 requests a minute, generation times drawn from the documented 2K range. The policy
-    /// must never exceed the window and should need few polls per task.
-    func testPolicyOnAFakeTimelineStaysInBudgetWithFewPolls() {
-        var rng = SplitMix(seed: 7)
-        let window = 60.0 * 1.05 + 0.02
-        let limiter = RateLimiter(capacity: 60, window: window)
-        let planner = PollPlanner(scale: 1)
-        var now = 0.0
-        var queue = Array(0..<30)
-        var running: [(id: Int, start: Double, done: Double, nextPoll: Double, polls: Int, overdue: Bool)] = []
-        var sends: [Double] = []
-        var finished = 0
-        var totalPolls = 0
-        var overdueCount = 0
-        while finished < 30 {
-            // The next event: a submit when a slot is free, else the earliest poll.
-            let ready = limiter.nextAvailable(now)
-            if !queue.isEmpty && running.count < 10 {
-                now = ready
-                limiter.record(now)
-                sends.append(now)
-                let id = queue.removeFirst()
-                let gen = 25 + 10 * rng.next() + 1
-                let first = now + planner.firstPollDelay(model: "seedream-5-0", resolution: "2K", elapsed: 0, callbackMode: false)
-                running.append((id, now, now + gen, first, 0, false))
-                continue
-            }
-            guard let i = running.indices.min(by: { running[$0].nextPoll < running[$1].nextPoll }) else { break }
-            now = max(ready, running[i].nextPoll)
-            limiter.record(now)
-            sends.append(now)
-            running[i].polls += 1
-            totalPolls += 1
-            if now >= running[i].done {
-                planner.observe(model: "seedream-5-0", resolution: "2K", latency: running[i].done - running[i].start)
-                if running[i].overdue { overdueCount -= 1 }
-                running.remove(at: i)
-                finished += 1
-            } else {
-                if !running[i].overdue {
-                    running[i].overdue = true
-                    overdueCount += 1
-                }
-                running[i].nextPoll = now + planner.nextPollDelay(overdueTasks: overdueCount, requestsPerWindow: 60,
-                                                                   window: window, callbackMode: false)
-            }
-        }
-        XCTAssertEqual(finished, 30)
-        var j = 0
-        for k in sends.indices {
-            while sends[k] - sends[j] >= 60 { j += 1 }
-            XCTAssertLessThanOrEqual(k - j + 1, 60, "more than 60 requests in a 60 s window")
-        }
-        let pollsPerTask = Double(totalPolls) / 30
-        XCTAssertLessThan(pollsPerTask, 3.0, "polls per task: \(pollsPerTask)")
+        let b = Backoff(scale: 1)
+        XCTAssertEqual(b.delay(attempt: 0, random: 1), 1, accuracy: 1e-9)
+        XCTAssertEqual(b.delay(attempt: 0, random: 0), 0.5, accuracy: 1e-9)
+        XCTAssertEqual(b.delay(attempt: 3, random: 1), 8, accuracy: 1e-9)
+        XCTAssertEqual(b.delay(attempt: 30, random: 1), 30, accuracy: 1e-9)
+        // The server's Retry-After wins when longer, never when shorter.
+        XCTAssertEqual(b.retryDelay(retryAfter: 12, attempt: 0, random: 1), 12, accuracy: 1e-9)
+        XCTAssertEqual(b.retryDelay(retryAfter: 0.1, attempt: 0, random: 1), 1, accuracy: 1e-9)
     }
 }
 

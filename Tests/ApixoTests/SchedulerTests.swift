@@ -1,0 +1,323 @@
+import XCTest
+@testable import Apixo
+
+/// The scheduling core driven directly under a fake clock: no threads, no network.
+final class SchedulerTests: XCTestCase {
+    typealias Core = Scheduler<QueuedSubmit, ScheduledTask>
+    static let key = pollKey(model: "seedream-5-0", resolution: "2K")
+
+    /// A scheduler on a fake clock, and a record of what it sent.
+    final class Rig {
+        let clock = FakeClock()
+        let budget: LocalBudget
+        let policy = PollPlanner(scale: 1)
+        let core: Core
+        var sends: [Double] = []
+        var now: Double { clock.now }
+
+        init(rpm: Int = 60, slots: Int = 10, retries: Int = 3) {
+            budget = LocalBudget(requestsPerWindow: rpm, window: 60, maxSlots: slots)
+            core = Core(budget: budget, policy: policy, maxRetries: retries, scale: 1, random: { 0.5 })
+        }
+
+        /// Every step the core takes at the current time, up to its `.wait`.
+        func steps() -> (taken: [Core.Step], wake: Double?) {
+            var taken: [Core.Step] = []
+            while true {
+                let s = core.next(now: now)
+                if case .wait(let at) = s { return (taken, at) }
+                if case .forget = s {} else { sends.append(now) }
+                taken.append(s)
+            }
+        }
+
+        func submit(_ n: Int) -> [QueuedSubmit] {
+            (0..<n).map { _ in
+                let s = QueuedSubmit(key: SchedulerTests.key)
+                core.enqueue(s)
+                return s
+            }
+        }
+    }
+
+    func submitted(_ steps: [Core.Step]) -> [QueuedSubmit] {
+        steps.compactMap { if case .submit(let s) = $0 { return s } else { return nil } }
+    }
+
+    func polled(_ steps: [Core.Step]) -> [ScheduledTask] {
+        steps.compactMap { if case .poll(let t) = $0 { return t } else { return nil } }
+    }
+
+    func task(_ id: String, origin: TaskOrigin = .submitted) -> ScheduledTask {
+        ScheduledTask(id: id, key: SchedulerTests.key, callbackMode: false, origin: origin)
+    }
+
+    func testSubmitsGoInOrderAndWaitForASlot() {
+        let r = Rig(rpm: 0, slots: 2)
+        let s = r.submit(3)
+        let (first, wake) = r.steps()
+        XCTAssertTrue(submitted(first).elementsEqual(s.prefix(2), by: ===), "the first two, in order")
+        XCTAssertNil(wake, "nothing to do until a slot frees")
+        XCTAssertEqual(r.budget.slotsHeld, 2)
+        XCTAssertEqual(r.core.queuedSubmits, 1)
+        // The first is accepted and waited for: its slot moves to the task; no slot frees.
+        let t = task("t1")
+        r.core.submitAccepted(s[0], as: t, listening: true, now: r.now)
+        XCTAssertTrue(t.holdsSlot)
+        XCTAssertEqual(r.budget.slotsHeld, 2)
+        XCTAssertTrue(submitted(r.steps().taken).isEmpty)
+        // Seen terminal: the third submit takes its slot at once.
+        r.core.finish(t, terminal: true, now: r.now)
+        XCTAssertTrue(submitted(r.steps().taken).elementsEqual([s[2]], by: ===))
+        XCTAssertEqual(r.budget.slotsHeld, 2)
+        XCTAssertEqual(r.core.queuedSubmits, 0)
+        // A submit taken out of the queue before it was sent is never sent.
+        let late = r.submit(1)[0]
+        XCTAssertTrue(r.core.cancelQueued(late))
+        XCTAssertFalse(r.core.cancelQueued(late))
+        r.core.submitAborted(s[1], now: r.now)
+        XCTAssertTrue(submitted(r.steps().taken).isEmpty)
+        XCTAssertEqual(r.budget.slotsHeld, 1)
+    }
+
+    func testRequestsStayInsideTheWindow() {
+        let r = Rig(rpm: 3, slots: 0)
+        _ = r.submit(5)
+        XCTAssertEqual(submitted(r.steps().taken).count, 3)
+        let (_, wake) = r.steps()
+        XCTAssertEqual(wake, 1060, "the fourth waits for the first to leave the window")
+        r.clock.now = 1060
+        XCTAssertEqual(submitted(r.steps().taken).count, 2)
+        XCTAssertEqual(r.budget.requestsInWindow(now: r.now), 2)
+    }
+
+    func testARefusedSubmitIsRetriedFirstAfterBackoffThenGivenUp() {
+        let r = Rig(rpm: 0, slots: 1, retries: 2)
+        let s = r.submit(2)
+        XCTAssertTrue(submitted(r.steps().taken).elementsEqual([s[0]], by: ===))
+        var e = ApixoError(.server, "HTTP 503")
+        e.httpStatus = 503
+        // attempt 1 refused: backoff 1 s x (0.5 + 0.5 x 0.5) = 0.75 s; the slot is free meanwhile.
+        XCTAssertEqual(r.core.submitRefused(s[0], e, safe: true, now: r.now) ?? -1, 0.75, accuracy: 1e-9)
+        XCTAssertEqual(r.budget.slotsHeld, 0)
+        let (none, wake) = r.steps()
+        XCTAssertTrue(none.isEmpty, "the retry keeps its place at the head: the second waits behind it")
+        XCTAssertEqual(wake ?? 0, r.now + 0.75, accuracy: 1e-9)
+        r.clock.advance(0.75)
+        XCTAssertTrue(submitted(r.steps().taken).elementsEqual([s[0]], by: ===))
+        XCTAssertEqual(s[0].attempts, 2)
+        // attempt 2 refused: 1.5 s; attempt 3 refused: out of retries.
+        XCTAssertEqual(r.core.submitRefused(s[0], e, safe: true, now: r.now) ?? -1, 1.5, accuracy: 1e-9)
+        r.clock.advance(1.5)
+        XCTAssertTrue(submitted(r.steps().taken).elementsEqual([s[0]], by: ===))
+        XCTAssertNil(r.core.submitRefused(s[0], e, safe: true, now: r.now))
+        // An unsafe refusal (it may have been taken) is never retried.
+        XCTAssertTrue(submitted(r.steps().taken).elementsEqual([s[1]], by: ===))
+        XCTAssertNil(r.core.submitRefused(s[1], ApixoError(.server, "HTTP 500"), safe: false, now: r.now))
+        XCTAssertEqual(r.budget.slotsHeld, 0)
+    }
+
+    func testA429PausesEveryRequestForItsRetryAfter() {
+        let r = Rig(rpm: 0, slots: 0)
+        let s = r.submit(1)[0]
+        _ = r.steps()
+        var e = ApixoError(.rateLimited, "HTTP 429")
+        e.httpStatus = 429
+        e.retryAfter = 5
+        XCTAssertEqual(r.core.submitRefused(s, e, safe: true, now: r.now) ?? -1, 5, accuracy: 1e-9)
+        // A status call queued meanwhile waits for the pause too.
+        _ = r.core.enqueueGet()
+        let (none, wake) = r.steps()
+        XCTAssertTrue(none.isEmpty)
+        XCTAssertEqual(wake ?? 0, r.now + 5, accuracy: 1e-9)
+        r.clock.advance(5)
+        let (taken, _) = r.steps()
+        XCTAssertEqual(taken.count, 2)
+        if case .submit = taken[0] {} else { XCTFail("the submit goes first") }
+    }
+
+    func testAnIndeterminateSubmitKeepsItsSlotWhileSuchATaskWouldRun() {
+        let r = Rig(rpm: 0, slots: 1)
+        let s = r.submit(2)
+        _ = r.steps()
+        r.core.submitLost(s[0], now: r.now)
+        XCTAssertEqual(r.budget.slotsHeld, 1)
+        let (none, wake) = r.steps()
+        XCTAssertTrue(none.isEmpty)
+        let hold = r.policy.assumedRemaining(key: SchedulerTests.key, elapsed: 0)
+        XCTAssertEqual(wake ?? 0, r.now + hold, accuracy: 1e-9)
+        r.clock.advance(hold)
+        XCTAssertTrue(submitted(r.steps().taken).elementsEqual([s[1]], by: ===))
+    }
+
+    func testAParkedTaskIsNotPolledAndGivesItsSlotBackWhenItWouldHaveEnded() {
+        let r = Rig(rpm: 0, slots: 1)
+        let s = r.submit(2)
+        _ = r.steps()
+        let t = task("t1")
+        r.core.submitAccepted(s[0], as: t, listening: false, now: r.now)
+        let hold = r.policy.assumedRemaining(key: SchedulerTests.key, elapsed: 0)
+        var (none, wake) = r.steps()
+        XCTAssertTrue(none.isEmpty, "no poll and no submit while parked")
+        XCTAssertEqual(wake ?? 0, r.now + hold, accuracy: 1e-9)
+        // Someone waits for it after all: polled at its first-poll time, the slot kept.
+        r.clock.advance(5)
+        r.core.setListening(t, true, now: r.now)
+        (none, wake) = r.steps()
+        let first = 1000 + r.policy.firstPollTarget(key: SchedulerTests.key, callbackMode: false)
+        XCTAssertEqual(wake ?? 0, first, accuracy: 1e-9)
+        // Nobody again: parked anew, the poll not postponed when it is woken up again.
+        r.core.setListening(t, false, now: r.now)
+        r.clock.now = 1000 + hold
+        let (taken, _) = r.steps()
+        guard case .forget(let gone)? = taken.first else { return XCTFail("the parked task is forgotten") }
+        XCTAssertTrue(gone === t)
+        XCTAssertFalse(t.holdsSlot)
+        XCTAssertNil(r.core.tasks["t1"])
+        XCTAssertTrue(submitted(taken).elementsEqual([s[1]], by: ===), "its slot went to the queued submit")
+    }
+
+    func testPollsAreRetriedWithBackoffThenTheTaskIsGivenUpButKeepsItsSlot() {
+        let r = Rig(rpm: 0, slots: 1, retries: 2)
+        let t = task("t1", origin: .resumed)
+        r.core.track(t, listening: true, claimSlot: true, now: r.now)
+        XCTAssertEqual(r.budget.slotsHeld, 1)
+        XCTAssertEqual(polled(r.steps().taken).count, 1, "a task of unknown age is looked at at once")
+        var e = ApixoError(.network, "reset")
+        e.retryable = true
+        XCTAssertEqual(r.core.pollFailed(t, e, now: r.now) ?? -1, 0.75, accuracy: 1e-9)
+        r.clock.advance(0.75)
+        XCTAssertEqual(polled(r.steps().taken).count, 1)
+        XCTAssertEqual(r.core.pollFailed(t, e, now: r.now) ?? -1, 1.5, accuracy: 1e-9)
+        r.clock.advance(1.5)
+        XCTAssertEqual(polled(r.steps().taken).count, 1)
+        XCTAssertNil(r.core.pollFailed(t, e, now: r.now), "out of retries")
+        r.core.finish(t, terminal: false, now: r.now)
+        XCTAssertNil(r.core.tasks["t1"])
+        XCTAssertEqual(r.budget.slotsHeld, 1, "given up on, the task may still run: its slot is held")
+        let (_, wake) = r.steps()
+        XCTAssertNotNil(wake)
+    }
+
+    /// Issue #14: ten watched tasks that are still running, on an otherwise idle client, must
+    /// not spend the whole budget. Counts the requests of one simulated minute.
+    func testTenWatchedTasksSpendOnlyWhatTheirPollsNeed() {
+        let r = Rig(rpm: 60, slots: 10)
+        let ts = (0..<10).map { task("w\($0)", origin: .watched) }
+        for t in ts { r.core.track(t, listening: true, claimSlot: false, now: r.now) }
+        // Created on the server 5 minutes ago, and they keep running throughout.
+        let age0 = 300.0
+        let end = r.now + 60
+        var polls = 0
+        while r.now < end {
+            let (taken, wake) = r.steps()
+            for t in polled(taken) {
+                polls += 1
+                r.core.running(t, serverAge: age0 + (r.now - 1000), isPoll: true, now: r.now)
+            }
+            if taken.isEmpty {
+                guard let w = wake else { return XCTFail("the tasks must stay scheduled") }
+                r.clock.now = min(max(w, r.now + 1e-6), end)
+            }
+        }
+        XCTAssertEqual(r.core.overdueTasks, 10, "every watched task shares the budget")
+        // Each was looked at once to learn its age, then polled at a fifth of its overrun
+        // (about 54 s): 2 polls each. Before, they took the whole budget (issue #14).
+        XCTAssertLessThanOrEqual(polls, 25, "polls in one minute: \(polls)")
+        XCTAssertGreaterThanOrEqual(polls, 10)
+    }
+
+    /// Newly watched tasks of unknown age (just created) wait for their expected end after
+    /// the first look, instead of being polled every second.
+    func testAWatchedTaskLearnsItsAgeAndWaitsForItsExpectedEnd() {
+        let r = Rig()
+        let t = task("w", origin: .watched)
+        r.core.track(t, listening: true, claimSlot: false, now: r.now)
+        XCTAssertEqual(polled(r.steps().taken).count, 1)
+        r.core.running(t, serverAge: 2, isPoll: true, now: r.now)
+        let (_, wake) = r.steps()
+        let target = r.policy.firstPollTarget(key: SchedulerTests.key, callbackMode: false)
+        XCTAssertEqual(wake ?? 0, r.now + target - 2, accuracy: 1e-9)
+        XCTAssertEqual(r.core.overdueTasks, 0, "the age probe does not make it overdue")
+        // An absurd age (clocks apart) is not believed: counted from first seen.
+        let u = task("u", origin: .watched)
+        r.core.track(u, listening: true, claimSlot: false, now: r.now)
+        _ = r.steps()
+        r.core.running(u, serverAge: -50, isPoll: true, now: r.now)
+        XCTAssertEqual(u.startedAt, r.now)
+    }
+
+    /// A discrete-event run of the whole core: 30 tasks, 10 slots, 60 requests a minute,
+    /// generation times drawn from the documented 2K range. It must never exceed the window
+    /// nor the slots, and should need few polls per task.
+    func testAWorkloadOnAFakeTimelineStaysInBudgetWithFewPolls() {
+        var rng = SplitMix(seed: 7)
+        let window = 60.0 * 1.05 + 0.02
+        let clock = FakeClock()
+        let budget = LocalBudget(requestsPerWindow: 60, window: window, maxSlots: 10)
+        let core = Core(budget: budget, policy: PollPlanner(scale: 1), maxRetries: 3, scale: 1, random: { 0.5 })
+        var doneAt: [String: Double] = [:]
+        var startedAt: [String: Double] = [:]
+        var sends: [Double] = []
+        var inFlight = 0, peak = 0, finished = 0, totalPolls = 0, n = 0
+        for _ in 0..<30 { core.enqueue(QueuedSubmit(key: SchedulerTests.key)) }
+        while finished < 30 {
+            switch core.next(now: clock.now) {
+            case .submit(let s):
+                sends.append(clock.now)
+                n += 1
+                let t = ScheduledTask(id: "t\(n)", key: SchedulerTests.key, callbackMode: false, origin: .submitted)
+                doneAt[t.id] = clock.now + 25 + 10 * rng.next() + 1
+                startedAt[t.id] = clock.now
+                inFlight += 1
+                peak = max(peak, inFlight)
+                core.submitAccepted(s, as: t, listening: true, now: clock.now)
+            case .poll(let t):
+                sends.append(clock.now)
+                totalPolls += 1
+                if clock.now >= doneAt[t.id]! {
+                    core.observe(key: t.key, duration: doneAt[t.id]! - startedAt[t.id]!)
+                    core.finish(t, terminal: true, now: clock.now)
+                    inFlight -= 1
+                    finished += 1
+                } else {
+                    core.running(t, serverAge: clock.now - startedAt[t.id]!, isPoll: true, now: clock.now)
+                }
+            case .get, .forget:
+                XCTFail("unexpected step")
+            case .wait(let at):
+                guard let at else { return XCTFail("stalled with \(30 - finished) tasks left") }
+                clock.now = at
+            }
+        }
+        var j = 0
+        for k in sends.indices {
+            while sends[k] - sends[j] >= 60 { j += 1 }
+            XCTAssertLessThanOrEqual(k - j + 1, 60, "more than 60 requests in a 60 s window")
+        }
+        XCTAssertLessThanOrEqual(peak, 10)
+        XCTAssertEqual(budget.slotsHeld, 0)
+        let pollsPerTask = Double(totalPolls) / 30
+        XCTAssertLessThan(pollsPerTask, 3.0, "polls per task: \(pollsPerTask)")
+    }
+
+    func testDequeKeepsOrderAcrossWrapAndGrowth() {
+        var d = Deque<Int>()
+        var model: [Int] = []
+        var rng = SplitMix(seed: 3)
+        for i in 0..<5000 {
+            let r = rng.next()
+            if r < 0.45 {
+                d.append(i)
+                model.append(i)
+            } else if r < 0.6 {
+                d.prepend(i)
+                model.insert(i, at: 0)
+            } else {
+                XCTAssertEqual(d.removeFirst(), model.isEmpty ? nil : model.removeFirst())
+            }
+            XCTAssertEqual(d.count, model.count)
+            XCTAssertEqual(d.first, model.first)
+        }
+    }
+}
