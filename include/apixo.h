@@ -13,9 +13,17 @@
  *     - the ENGINE thread drives every HTTP transfer of the client (submits,
  *       status polls, retries) through one event loop; no thread per request,
  *       no busy loop, zero CPU when idle;
- *     - the DISPATCHER thread runs the caller's task callbacks
- *       (apixo_task_callback), one at a time, so slow host code never stalls
- *       I/O.
+ *     - in thread mode (APIXO_DELIVERY_THREAD, the default), the DISPATCHER
+ *       thread runs the caller's task callbacks (apixo_task_callback), one at
+ *       a time, so slow host code never stalls I/O.
+ *
+ *   In queue mode (APIXO_DELIVERY_QUEUE, see "Events") there is no dispatcher
+ *   thread and the library never runs host code on a thread of its own:
+ *   completions and log lines wait in a queue whose descriptor is readable
+ *   while it is not empty, and the host runs them (apixo_dispatch) or takes
+ *   them (apixo_next_event) on its own thread. This is for runtimes that
+ *   cannot be entered from a foreign thread (Ruby, LuaJIT, Perl, ...) and for
+ *   event loops (poll/epoll, asyncio, libuv, ...).
  *
  *   Every function in this header is safe to call from any thread, at any time,
  *   except where a comment says otherwise (apixo_client_free and apixo_drain
@@ -44,7 +52,14 @@
  *     the object it came from; a "const char *" argument is only read during
  *     the call (the library copies what it keeps).
  *   - apixo_last_error() is thread-local: it describes the last failed call on
- *     the calling thread. Successful calls do not clear it.
+ *     the calling thread. Successful calls do not clear it. "Thread" means OS
+ *     thread: a runtime that moves its green threads between OS threads
+ *     between two C calls (Go's goroutines) must read it in the same C call
+ *     that failed (a C wrapper that copies the message) or pin the caller to
+ *     its thread (Go: runtime.LockOSThread) around the pair.
+ *   - Every enum is 32 bits wide (a last member ..._FORCE_32BIT = 0x7fffffff
+ *     pins it; it is not a value any function takes or returns). Values are
+ *     never renumbered: the C contract only grows.
  *   - Durations are milliseconds; times are Unix milliseconds.
  *
  * MINIMAL USAGE
@@ -125,8 +140,9 @@ typedef enum apixo_code {
   APIXO_ERR_CLOSED = 14,           /* the client is shutting down */
   APIXO_ERR_IO = 15,               /* local file error */
   APIXO_ERR_NO_MEMORY = 16,
-  APIXO_ERR_INDETERMINATE = 17     /* a submit was sent but its answer was lost: the task may
+  APIXO_ERR_INDETERMINATE = 17,    /* a submit was sent but its answer was lost: the task may
                                       exist; it is not resubmitted automatically */
+  APIXO_CODE_FORCE_32BIT = 0x7fffffff
 } apixo_code;
 
 /*
@@ -177,6 +193,7 @@ typedef struct apixo_options apixo_options;
  *   logger             none
  *   journal            none
  *   max download bytes 64 MiB
+ *   delivery           APIXO_DELIVERY_THREAD
  * The environment is read by apixo_client_new, not here. Owned: free with
  * apixo_options_free. NULL only when memory is exhausted.
  */
@@ -257,18 +274,22 @@ apixo_code apixo_options_set_ca_file(apixo_options *opts, const char *path);
 #define APIXO_LOG_ERROR 3
 
 /*
- * A log sink. Called from library threads (the engine thread, the dispatcher
- * thread or the thread of the caller of a blocking function), possibly from
- * several at once, with messages of level >= min_level. `message` is one line,
- * never contains the API key, and is borrowed for the duration of the call.
- * The function must not call apixo_client_free.
+ * A log sink. In thread mode it is called from library threads (the engine
+ * thread, the dispatcher thread or the thread of the caller of a blocking
+ * function), possibly from several at once, with messages of level >=
+ * min_level. In queue mode (apixo_options_set_delivery) the lines are queued
+ * instead and it is called only by apixo_dispatch, on the thread calling it.
+ * `message` is one line, never contains the API key, and is borrowed for the
+ * duration of the call. The function must not call apixo_client_free.
  */
 typedef void (*apixo_log_fn)(int level, const char *message, void *user_data);
 
 /*
  * Installs a logger: fn(level, message, user_data) for each message whose level
  * is >= min_level (APIXO_LOG_DEBUG .. APIXO_LOG_ERROR). fn NULL removes the
- * logger. fn and user_data must stay valid until the client created from these
+ * logger. In queue mode a logger is what turns log events on: only with one
+ * are log lines queued (a host that only pulls with apixo_next_event installs
+ * any function; it is then never called). fn and user_data must stay valid until the client created from these
  * options has been freed.
  * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, min_level outside 0..3).
  */
@@ -283,6 +304,25 @@ apixo_code apixo_options_set_logger(apixo_options *opts, apixo_log_fn fn, int mi
  */
 apixo_code apixo_options_set_max_download_bytes(apixo_options *opts, int64_t max_bytes);
 
+/* Delivery modes of apixo_options_set_delivery. */
+typedef enum apixo_delivery {
+  APIXO_DELIVERY_THREAD = 0,  /* default: callbacks run on the library's dispatcher thread, the
+                                 logger on library threads */
+  APIXO_DELIVERY_QUEUE = 1,   /* no host code ever runs on a library thread: see "Events" */
+  APIXO_DELIVERY_FORCE_32BIT = 0x7fffffff
+} apixo_delivery;
+
+/*
+ * Where the client hands over completions and log lines. APIXO_DELIVERY_THREAD
+ * (the default) runs callbacks on the client's dispatcher thread and the
+ * logger on library threads. APIXO_DELIVERY_QUEUE keeps them in a queue the
+ * host empties on its own thread (apixo_client_event_fd, apixo_dispatch,
+ * apixo_next_event); apixo_submit_async, apixo_watch and apixo_resume then
+ * accept a NULL callback. The "Events" section has the details.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, mode not one of the two).
+ */
+apixo_code apixo_options_set_delivery(apixo_options *opts, apixo_delivery mode);
+
 /* =========================================================================
  * Client
  * ========================================================================= */
@@ -290,8 +330,8 @@ apixo_code apixo_options_set_max_download_bytes(apixo_options *opts, int64_t max
 typedef struct apixo_client apixo_client;
 
 /*
- * Creates a client from opts (NULL: all defaults) and starts its engine and
- * dispatcher threads. The options are copied: opts may be freed right after.
+ * Creates a client from opts (NULL: all defaults) and starts its engine
+ * thread and, in thread mode, its dispatcher thread. The options are copied: opts may be freed right after.
  * With a journal (apixo_options_set_journal) the journal is opened, locked and
  * read here; its unfinished tasks are only re-tracked by apixo_resume.
  * On success *out is an owned client, freed with apixo_client_free; on failure
@@ -307,7 +347,12 @@ apixo_code apixo_client_new(const apixo_options *opts, apixo_client **out);
  * Shuts the client down and frees it. Cancels nothing on the server. Every
  * callback still pending fires with APIXO_ERR_CLOSED (task = the last snapshot
  * seen, or NULL) before this function returns; blocking calls running on other
- * threads return APIXO_ERR_CLOSED; then the library threads are joined. Calls
+ * threads return APIXO_ERR_CLOSED; then the library threads are joined.
+ * In queue mode the callbacks still waiting in the queue, the final
+ * APIXO_ERR_CLOSED ones among them, run on the thread calling this function;
+ * log lines and completions without a callback still waiting are dropped (a
+ * dropped completion is not recorded as delivered: with a journal the next
+ * apixo_resume delivers it again). Calls
  * that start after this one began return APIXO_ERR_CLOSED; the handle must not
  * be used once it has returned. NULL does nothing.
  * Must not be called from inside a callback or logger of this client (it
@@ -489,7 +534,8 @@ typedef enum apixo_state {
   APIXO_STATE_PENDING = 0,
   APIXO_STATE_PROCESSING = 1,
   APIXO_STATE_SUCCESS = 2,
-  APIXO_STATE_FAILED = 3
+  APIXO_STATE_FAILED = 3,
+  APIXO_STATE_FORCE_32BIT = 0x7fffffff
 } apixo_state;
 
 /*
@@ -625,8 +671,9 @@ apixo_code apixo_generate(apixo_client *c, const apixo_request *req, long timeou
  * ========================================================================= */
 
 /*
- * Called exactly once per tracked task, on the client's dispatcher thread,
- * one callback at a time. `task` is borrowed for the duration of the call
+ * Called exactly once per tracked task: in thread mode on the client's
+ * dispatcher thread, one callback at a time; in queue mode on the thread that
+ * calls apixo_dispatch, apixo_drain or apixo_client_free (see "Events"). `task` is borrowed for the duration of the call
  * (apixo_task_copy to keep it). When no status was ever received the task is
  * a stand-in in state pending that carries what is known: for a submit that
  * failed or was never answered, id "" with the model and tag; for a watched
@@ -638,8 +685,8 @@ apixo_code apixo_generate(apixo_client *c, const apixo_request *req, long timeou
  *   or the error that ended tracking, e.g. APIXO_ERR_UNAUTHORIZED,
  *   APIXO_ERR_NOT_FOUND, APIXO_ERR_RATE_LIMITED, APIXO_ERR_NETWORK,
  *   APIXO_ERR_INDETERMINATE (see apixo_resume).
- * When code is not APIXO_OK, apixo_last_error() called on the dispatcher thread
- * during the callback returns the message describing it.
+ * When code is not APIXO_OK, apixo_last_error() called during the callback
+ * (on the thread running it) returns the message describing it.
  * A callback may call the non-blocking functions of its client
  * (apixo_submit_async, apixo_watch, apixo_cancel, task accessors). Blocking
  * calls work but stall other callbacks. apixo_client_free and apixo_drain must
@@ -654,18 +701,21 @@ typedef void (*apixo_task_callback)(apixo_code code, const apixo_task *task, voi
  * exactly once when the task is terminal or tracking ends (a submit error
  * fires it with a stand-in task: id "", the request's model and tag). With a journal, the intent is written before the
  * POST and the task id before tracking continues.
- * Errors (cb will then NOT fire): APIXO_ERR_INVALID_ARGUMENT (c, req or cb
- * NULL; validation), APIXO_ERR_CLOSED (the client is closing),
- * APIXO_ERR_IO (journal write), APIXO_ERR_NO_MEMORY.
+ * In queue mode cb may be NULL: the completion is then only available through
+ * apixo_next_event (with this user_data), or consumed by apixo_dispatch.
+ * Errors (cb will then NOT fire): APIXO_ERR_INVALID_ARGUMENT (c or req NULL;
+ * cb NULL in thread mode; validation), APIXO_ERR_CLOSED (the client is
+ * closing), APIXO_ERR_IO (journal write), APIXO_ERR_NO_MEMORY.
  */
 apixo_code apixo_submit_async(apixo_client *c, const apixo_request *req,
                               apixo_task_callback cb, void *user_data);
 
 /*
  * Starts tracking an existing task (e.g. one submitted by another process);
- * returns at once; cb fires exactly once, as for apixo_submit_async.
- * Errors (cb will then NOT fire): APIXO_ERR_INVALID_ARGUMENT (c, task_id or
- * cb NULL; task_id empty), APIXO_ERR_CLOSED.
+ * returns at once; cb fires exactly once, as for apixo_submit_async (and may
+ * be NULL in queue mode, as there).
+ * Errors (cb will then NOT fire): APIXO_ERR_INVALID_ARGUMENT (c or task_id
+ * NULL; cb NULL in thread mode; task_id empty), APIXO_ERR_CLOSED.
  */
 apixo_code apixo_watch(apixo_client *c, const char *model, const char *task_id,
                        apixo_task_callback cb, void *user_data);
@@ -683,10 +733,150 @@ apixo_code apixo_cancel(apixo_client *c, const char *task_id);
 /*
  * Blocks until every callback registered before this call has fired.
  * timeout_ms < 0: no deadline; otherwise APIXO_ERR_TIMEOUT once it elapses.
+ * In queue mode it runs the waiting callbacks on the calling thread while it
+ * waits, and returns once every completion registered before the call has
+ * been run (its callback returned), taken by apixo_next_event, or, for a
+ * completion registered with a NULL callback, is waiting in the queue (so a
+ * host that only pulls never deadlocks here). It runs only completions that
+ * have a callback, in queue order; log lines and NULL-callback completions
+ * keep their places in the queue.
  * Errors: APIXO_ERR_INVALID_ARGUMENT (c NULL; called from a callback of this
- * client), APIXO_ERR_TIMEOUT, APIXO_ERR_CLOSED.
+ * client), APIXO_ERR_TIMEOUT, APIXO_ERR_CLOSED (in queue mode: as soon as
+ * apixo_client_free begins, which runs what is left).
  */
 apixo_code apixo_drain(apixo_client *c, long timeout_ms);
+
+/* =========================================================================
+ * Events: completions on the host's own thread (queue mode)
+ *
+ * With apixo_options_set_delivery(opts, APIXO_DELIVERY_QUEUE) the library
+ * never runs host code on a thread of its own. Each completion (what would
+ * be a callback: code, task, user_data, message) and each log line (when a
+ * logger is set) waits in the client's queue, in the order they happened,
+ * and the host handles them on its own thread, in either of two ways:
+ *
+ *   - apixo_dispatch runs them: a completion's callback (when it has one), the
+ *     logger for a log line; apixo_drain and apixo_client_free run waiting
+ *     callbacks too (never the logger);
+ *   - apixo_next_event takes the next one as an apixo_event object, for hosts
+ *     that cannot be called back at all, or registered a NULL callback.
+ *
+ * apixo_client_event_fd gives a descriptor that is readable while something
+ * waits, for poll/select/epoll or an event loop (asyncio add_reader, libuv,
+ * IO#wait_readable, IO::Select): wait for it, then dispatch or take until the
+ * queue is empty (or keep taking with timeout 0 until APIXO_ERR_TIMEOUT).
+ *
+ * Each completion is delivered exactly once: run by one dispatch (drain,
+ * free), or handed over by one apixo_next_event. With a journal it is recorded
+ * as delivered when its callback returns or when apixo_next_event hands it
+ * over. Completions are never dropped; log lines are bounded: at most 1024
+ * wait, more are dropped and counted (apixo_client_log_dropped).
+ *
+ * Several threads may dispatch or take at once: each event goes to one of
+ * them, and callbacks may then run concurrently. apixo_dispatch and
+ * apixo_drain must not be called from inside a callback (they return
+ * APIXO_ERR_INVALID_ARGUMENT there); apixo_next_event may. The blocking calls
+ * (apixo_submit, apixo_wait, apixo_generate, ...) are unaffected: they return
+ * their results directly, in both modes.
+ *
+ * A minimal pull-mode host:
+ *
+ *   apixo_options_set_delivery(opts, APIXO_DELIVERY_QUEUE);
+ *   ... apixo_client_new(opts, &c); apixo_client_event_fd(c, &fd);
+ *   for (i = 0; i < 3; i++) apixo_submit_async(c, req, NULL, (void *)(intptr_t)i);
+ *   while (done < 3) {
+ *     struct pollfd p = { fd, POLLIN, 0 };
+ *     poll(&p, 1, -1);
+ *     apixo_event *ev;
+ *     while (apixo_next_event(c, 0, &ev) == APIXO_OK) {
+ *       if (apixo_event_kind_of(ev) == APIXO_EVENT_COMPLETION) done++;  // code, task, ...
+ *       apixo_event_free(ev);
+ *     }
+ *   }
+ *   apixo_client_free(c);
+ * ========================================================================= */
+
+/*
+ * A descriptor that is readable (poll/select/epoll, asyncio add_reader,
+ * IO#wait_readable, IO::Select) while at least one event (completion or log
+ * line) waits. Level-triggered: it stays readable until the queue is empty,
+ * and is not readable while it is empty. Owned by the client: never read,
+ * write or close it; valid until apixo_client_free returns. The same
+ * descriptor for the client's whole life; close-on-exec.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c or fd_out NULL; thread mode).
+ */
+apixo_code apixo_client_event_fd(apixo_client *c, int *fd_out);
+
+/*
+ * Runs up to max_events waiting events on the calling thread, in order: a
+ * completion calls its callback (a completion registered with a NULL callback
+ * is consumed: recorded as delivered, nobody told), a log line calls the
+ * logger. Waits up to timeout_ms for the first event (0: do not wait; < 0: no
+ * deadline); then handles only what is already waiting. *ran_out (may be
+ * NULL) = events handled; it is set on every return (0 on errors). APIXO_OK
+ * also when nothing was waiting.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c NULL; max_events 0; thread mode;
+ * called from inside a callback of this client), APIXO_ERR_CLOSED (the
+ * client is closing and nothing was handled).
+ */
+apixo_code apixo_dispatch(apixo_client *c, size_t max_events, long timeout_ms, size_t *ran_out);
+
+/* An event taken by apixo_next_event: a completion or a log line. Opaque. */
+typedef struct apixo_event apixo_event;
+
+typedef enum apixo_event_kind {
+  APIXO_EVENT_COMPLETION = 0,  /* a task callback's delivery: code, task, user_data, message */
+  APIXO_EVENT_LOG = 1,         /* a log line: level, message */
+  APIXO_EVENT_KIND_FORCE_32BIT = 0x7fffffff
+} apixo_event_kind;
+
+/*
+ * The pull form: takes the next waiting event off the queue without running
+ * any callback or the logger. A completion counts as delivered (journal) once
+ * handed over. Waits up to timeout_ms (0: do not wait; < 0: no deadline).
+ * On success *out is an owned event, freed with apixo_event_free; otherwise
+ * *out is set to NULL (when out is not NULL).
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c or out NULL; thread mode),
+ * APIXO_ERR_TIMEOUT (nothing waited in time), APIXO_ERR_CLOSED (the client
+ * is closing: apixo_client_free runs or drops what is left).
+ */
+apixo_code apixo_next_event(apixo_client *c, long timeout_ms, apixo_event **out);
+
+/*
+ * Event accessors. Every pointer returned is borrowed from the event and
+ * valid until apixo_event_free. With a NULL event: kind APIXO_EVENT_COMPLETION,
+ * code APIXO_ERR_INVALID_ARGUMENT, task NULL, user_data NULL, message "",
+ * level -1.
+ */
+apixo_event_kind apixo_event_kind_of(const apixo_event *e);
+
+/* A completion's code, as a callback would get it; APIXO_OK for a log line. */
+apixo_code apixo_event_code(const apixo_event *e);
+
+/* A completion's task snapshot (as a callback's task: a stand-in when no
+ * status was received; NULL when nothing is known, and for a log line).
+ * Borrowed from the event: apixo_task_copy to keep it. */
+const apixo_task *apixo_event_task(const apixo_event *e);
+
+/* The user_data given with the completion's callback (also when the callback
+ * was NULL); NULL for a log line. */
+void *apixo_event_user_data(const apixo_event *e);
+
+/* One line: a completion's message ("" on success: apixo_last_error() cannot
+ * carry it here) or the log line. Never NULL. */
+const char *apixo_event_message(const apixo_event *e);
+
+/* A log line's level (APIXO_LOG_DEBUG .. APIXO_LOG_ERROR); -1 for a completion. */
+int apixo_event_log_level(const apixo_event *e);
+
+/* Frees an event (its task, message). NULL does nothing. */
+void apixo_event_free(apixo_event *e);
+
+/*
+ * The number of log lines dropped because 1024 were already waiting in the
+ * queue, since the client started. 0 in thread mode and for a NULL client.
+ */
+uint64_t apixo_client_log_dropped(const apixo_client *c);
 
 /* =========================================================================
  * Webhooks
@@ -738,7 +928,9 @@ apixo_code apixo_options_set_journal(apixo_options *opts, const char *path);
 
 /*
  * Re-tracks every task of the journal whose callback has not been delivered
- * and fires cb exactly once for each (on the dispatcher thread):
+ * and fires cb exactly once for each (as apixo_submit_async's callbacks: on
+ * the dispatcher thread in thread mode; in queue mode cb may be NULL and each
+ * outcome is an event of apixo_next_event, with user_data):
  *   - a task with an id is polled until terminal (OK / TASK_FAILED / error);
  *   - a task whose outcome was recorded but not delivered fires with that
  *     outcome at once;
@@ -751,12 +943,13 @@ apixo_code apixo_options_set_journal(apixo_options *opts, const char *path);
  *     resubmitted: the task may exist and be billed. The host decides, by the
  *     tag, from its own records: resubmit only if it accepts the risk of
  *     paying twice, or check the provider's dashboard first.
- * A delivery is recorded once the callback returns; a crash during a callback
+ * A delivery is recorded once the callback returns (in queue mode also when
+ * apixo_next_event hands the event over); a crash during a callback
  * means it fires again on the next resume, so make callbacks idempotent (e.g.
  * by tag). Returns at once; apixo_drain waits for the callbacks. Each journal
  * entry is taken up by the first apixo_resume of a client only.
- * Errors: APIXO_ERR_INVALID_ARGUMENT (c or cb NULL; the client has no
- * journal), APIXO_ERR_CLOSED, APIXO_ERR_IO.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c NULL; cb NULL in thread mode; the
+ * client has no journal), APIXO_ERR_CLOSED, APIXO_ERR_IO.
  */
 apixo_code apixo_resume(apixo_client *c, apixo_task_callback cb, void *user_data);
 

@@ -9,6 +9,7 @@ extension Client {
         let snap = try Client.parseWebhook(body)
         let w = Waiter<Result<TaskSnapshot, ApixoError>>()
         try onEngine { [self] in
+            logger.log(.debug, "webhook for task \(snap.id): \(snap.state.name)")
             if let t = tasks[snap.id] {
                 apply(t, snap)
                 w.fulfill(.success(snap.with(model: t.model, tag: t.tag)))
@@ -37,14 +38,18 @@ extension Client {
     /// Re-tracks what the journal knows from earlier runs; `callback` fires once per task.
     /// Tasks with an id are polled until terminal; a submit that was sent but never answered
     /// is reported as `.indeterminate` (id "", the caller's tag); a submit never sent is sent now.
+    /// `callback` and `userData` as for `submitAsync` (nil only in the queue delivery mode).
     /// - Returns: what was taken up, so a host can tell its own work items (by tag) apart.
     @discardableResult
-    public func resume(callback: @escaping TaskCallback) throws -> [ResumedTask] {
+    public func resume(userData: UInt = 0, callback: TaskCallback?) throws -> [ResumedTask] {
         try checkOpen()
+        try checkCallback(callback)
         guard let journal else { throw ApixoError(.invalidArgument, "resume needs a journal (apixo_options_set_journal)") }
+        let hasCallback = callback != nil
+        let callback = callback ?? Client.noCallback
         let entries = journal.takeLeftover()
         for e in entries {
-            let ticket = ledger.register()
+            let ticket = ledger.register(userData: userData, hasCallback: hasCallback)
             if let code = e.terminalCode, code != .closed {
                 // The outcome is known; only its delivery was lost.
                 let snap = e.snapshotJSON.flatMap { try? JSON.parse($0) }.flatMap {

@@ -8,19 +8,21 @@ public struct Outcome {
 }
 
 /// A completion callback: code, last snapshot (nil when none exists) and a one-line message
-/// ("" on success). Runs on the client's dispatcher thread.
+/// ("" on success). Runs on the client's dispatcher thread in the thread delivery mode, on the
+/// host thread that calls `dispatch`, `drain` or `close` in the queue mode.
 public typealias TaskCallback = (ApixoCode, TaskSnapshot?, String) -> Void
 
 /// A client of the APIXO task API: one engine thread drives every request through curl
-/// multi under one budget (requests per minute, concurrent tasks); one dispatcher thread runs
-/// callbacks. Every method is safe to call from any thread.
+/// multi under one budget (requests per minute, concurrent tasks); callbacks and log lines go
+/// through its Delivery (a dispatcher thread, or a queue the host empties on its own thread).
+/// Every method is safe to call from any thread.
 public final class Client {
     let apiKey: String
     let baseURL: String
     let options: ClientOptions
     let logger: Logger
     let engine: Engine
-    let dispatcher = Dispatcher()
+    let delivery: Delivery
     let clock: Clock
     var journal: Journal?
 
@@ -64,7 +66,14 @@ public final class Client {
         baseURL = b
         self.options = opts
         self.clock = clock
-        logger = Logger(sink: opts.logger, minLevel: opts.logLevel)
+        if opts.delivery == .queue {
+            let queue = try EventQueue()
+            delivery = queue
+            ledger.onChange = { queue.bump() }
+        } else {
+            delivery = DispatcherThread()
+        }
+        logger = Logger(sink: opts.logger, minLevel: opts.logLevel, delivery: delivery)
         // A small margin over the documented window absorbs the trip to the server.
         let budget = budget ?? LocalBudget(requestsPerWindow: opts.requestsPerMinute,
                                            window: 60 * opts.timeScale * 1.05 + 0.02,
@@ -76,7 +85,7 @@ public final class Client {
             journal = try Journal(path: path)
         }
         engine.start()
-        dispatcher.start()
+        delivery.start()
         logger.log(.debug, "client started: base \(baseURL), \(opts.requestsPerMinute) rpm, \(opts.maxConcurrentTasks) tasks")
     }
 
@@ -84,8 +93,9 @@ public final class Client {
         close()
     }
 
-    /// Stops the client: every pending callback fires with `.closed`, blocked calls return
-    /// `.closed`, the threads are joined. Safe to call twice; must not be called from a callback.
+    /// Stops the client: every pending callback fires with `.closed` (in the queue delivery
+    /// mode on the calling thread), blocked calls return `.closed`, the threads are joined.
+    /// Safe to call twice; must not be called from a callback.
     public func close() {
         let first = stateLock.with { () -> Bool in
             if closing { return false }
@@ -95,7 +105,7 @@ public final class Client {
         guard first else { return }
         engine.post { [self] in shutdownOnEngine() }
         engine.stop()
-        dispatcher.stop()
+        delivery.stop()
         journal?.close()
     }
 
@@ -111,14 +121,14 @@ public final class Client {
         guard engine.post(work) else { throw ApixoError(.closed, "the client is closed") }
     }
 
-    /// Runs a user callback on the dispatcher thread, records its delivery in the journal,
-    /// then marks its drain ticket fired (so a drain returns only once deliveries are durable).
+    /// Hands an outcome to the Delivery; once the callback returned (or the event was taken)
+    /// the delivery is recorded in the journal, then the drain ticket fires (so a drain returns
+    /// only once deliveries are durable). The same for both delivery modes.
     func deliver(_ cb: @escaping TaskCallback, _ ticket: Int, _ outcome: Outcome, journalSeq: Int64?) {
-        dispatcher.enqueue { [self] in
-            cb(outcome.code, outcome.task, outcome.message)
-            if let journalSeq { journal?.delivered(seq: journalSeq) }
-            ledger.fired(ticket)
-        }
+        let reg = ledger.registration(ticket)
+        delivery.complete(Completion(outcome, callback: reg.hasCallback ? cb : nil, userData: reg.userData,
+                                     delivered: { [self] in if let journalSeq { journal?.delivered(seq: journalSeq) } },
+                                     release: { [self] in ledger.fired(ticket) }))
     }
 
     // MARK: blocking calls
@@ -229,12 +239,15 @@ public final class Client {
     // MARK: asynchronous calls
 
     /// Queues a submit; `callback` fires exactly once when the task ends or the submit fails.
-    public func submitAsync(_ request: Request, callback: @escaping TaskCallback) throws {
+    /// In the queue delivery mode `callback` may be nil (the completion is then only taken by
+    /// `nextEvent`, or consumed by `dispatch`); `userData` travels with the completion event.
+    public func submitAsync(_ request: Request, userData: UInt = 0, callback: TaskCallback?) throws {
         try checkOpen()
+        try checkCallback(callback)
         try request.validate()
-        let ticket = ledger.register()
+        let ticket = ledger.register(userData: userData, hasCallback: callback != nil)
         do {
-            let ps = try makePendingSubmit(request, callback: (ticket, callback), onAccepted: nil)
+            let ps = try makePendingSubmit(request, callback: (ticket, callback ?? Client.noCallback), onAccepted: nil)
             try onEngine { [self] in enqueueSubmit(ps) }
         } catch {
             ledger.fired(ticket)
@@ -244,15 +257,19 @@ public final class Client {
 
     /// Tracks an existing task; `callback` fires exactly once when it ends.
     /// `tag` is the caller's own id for it, kept in the journal and on its snapshots.
-    public func watch(model: String? = nil, taskId: String, tag: String? = nil, callback: @escaping TaskCallback) throws {
+    /// `callback` and `userData` as for `submitAsync`.
+    public func watch(model: String? = nil, taskId: String, tag: String? = nil, userData: UInt = 0,
+                      callback: TaskCallback?) throws {
         try checkOpen()
+        try checkCallback(callback)
         let model = try Client.checkModel(model)
         try Client.checkTaskId(taskId)
         let seq = try journal?.watch(model: model, taskId: taskId, tag: tag)
-        let ticket = ledger.register()
+        let ticket = ledger.register(userData: userData, hasCallback: callback != nil)
+        let cb = callback ?? Client.noCallback
         do {
             try onEngine { [self] in
-                addListener(taskId: taskId, model: model, tag: tag, .callback(ticket, callback), journalSeq: seq)
+                addListener(taskId: taskId, model: model, tag: tag, .callback(ticket, cb), journalSeq: seq)
                 if let tag, let t = tasks[taskId], t.tag == nil { t.tag = tag }
             }
         } catch {
@@ -302,11 +319,14 @@ public final class Client {
 
     /// Waits until every callback registered before this call has fired (later ones are
     /// not waited for). `timeoutMs` < 0: no deadline.
+    /// In the queue delivery mode it runs waiting callbacks on the calling thread meanwhile
+    /// (see `drainQueue`).
     public func drain(timeoutMs: Int) throws {
-        if dispatcher.isDispatcherThread {
+        if delivery.isDeliveryThread {
             throw ApixoError(.invalidArgument, "drain must not be called from a callback")
         }
         let deadline = timeoutMs < 0 ? nil : monotonicSeconds() + Double(timeoutMs) / 1000
+        if let queue = delivery as? EventQueue { return try drainQueue(queue, until: deadline) }
         let left = ledger.wait(until: deadline)
         if left > 0 { throw ApixoError(.timeout, "\(left) callbacks still pending") }
     }

@@ -25,6 +25,9 @@ public struct ClientOptions {
     public var logLevel = LogLevel.info
     public var journalPath: String?
     public var maxDownloadBytes: Int64 = 64 << 20
+    /// Where callbacks and log lines run: on the client's dispatcher thread (default) or on
+    /// the host's own thread, from a queue (`Client.eventFD`, `dispatch`, `nextEvent`).
+    public var delivery = DeliveryMode.thread
 
     public init() {}
 

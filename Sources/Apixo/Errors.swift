@@ -88,20 +88,24 @@ public enum LogLevel: Int32, Comparable, Sendable {
     public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
 }
 
-/// Where the library's log lines go. Called from library threads.
+/// Where the library's log lines go. Called from library threads in the thread delivery mode,
+/// only from `Client.dispatch` in the queue mode.
 public typealias LogSink = (LogLevel, String) -> Void
 
+/// Filters log lines by level and hands them to the client's Delivery.
 final class Logger {
     let sink: LogSink?
     let minLevel: LogLevel
+    let delivery: Delivery
 
-    init(sink: LogSink?, minLevel: LogLevel) {
+    init(sink: LogSink?, minLevel: LogLevel, delivery: Delivery) {
         self.sink = sink
         self.minLevel = minLevel
+        self.delivery = delivery
     }
 
     func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
         guard let sink, level >= minLevel else { return }
-        sink(level, message())
+        delivery.log(level, message(), sink)
     }
 }

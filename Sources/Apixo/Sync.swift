@@ -138,36 +138,60 @@ public final class SystemClock: Clock {
 }
 
 /// Which registered callbacks have not fired yet, so that drain can wait for exactly those
-/// registered before it was called.
+/// registered before it was called; and what each registration carries to its delivery
+/// (the host's user data, whether it has a callback at all).
 final class CallbackLedger {
+    struct Registration {
+        var userData: UInt = 0
+        var hasCallback = true
+    }
+
     private let mutex = Mutex()
     private let cond = Condition()
     private var last = 0
-    private var pending = Set<Int>()
+    private var pending: [Int: Registration] = [:]
+    /// Called (outside the lock) whenever a ticket settles: the queue delivery's drain waits on it.
+    var onChange: (() -> Void)?
 
-    func register() -> Int {
+    func register(userData: UInt = 0, hasCallback: Bool = true) -> Int {
         mutex.with {
             last += 1
-            pending.insert(last)
+            pending[last] = Registration(userData: userData, hasCallback: hasCallback)
             return last
         }
     }
 
+    /// What ticket was registered with (the defaults once it settled).
+    func registration(_ ticket: Int) -> Registration {
+        mutex.with { pending[ticket] ?? Registration() }
+    }
+
     /// Idempotent: a ticket fires once.
     func fired(_ ticket: Int) {
-        mutex.with {
-            if pending.remove(ticket) != nil { cond.broadcast() }
+        let changed = mutex.with { () -> Bool in
+            guard pending.removeValue(forKey: ticket) != nil else { return false }
+            cond.broadcast()
+            return true
         }
+        if changed { onChange?() }
     }
 
     var outstanding: Int { mutex.with { pending.count } }
+
+    /// The last ticket issued so far.
+    var issued: Int { mutex.with { last } }
+
+    /// How many tickets up to `upTo` have not fired.
+    func left(upTo: Int) -> Int {
+        mutex.with { pending.keys.reduce(0) { $0 + ($1 <= upTo ? 1 : 0) } }
+    }
 
     /// Waits until every ticket issued so far has fired; returns how many are still pending
     /// when `deadline` (monotonic seconds) passes first.
     func wait(until deadline: Double?) -> Int {
         mutex.with {
             let upTo = last
-            func left() -> Int { pending.reduce(0) { $0 + ($1 <= upTo ? 1 : 0) } }
+            func left() -> Int { pending.keys.reduce(0) { $0 + ($1 <= upTo ? 1 : 0) } }
             while left() > 0 {
                 if !cond.wait(mutex, until: deadline) {
                     let n = left()

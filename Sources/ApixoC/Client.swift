@@ -1,7 +1,7 @@
 import Apixo
 import Glibc
 
-private func client(_ c: OpaquePointer?) throws -> Client {
+func client(_ c: OpaquePointer?) throws -> Client {
     try handle(c, "c", as: ClientBox.self).client
 }
 
@@ -92,8 +92,7 @@ public func apixo_submit_async(_ c: OpaquePointer?, _ r: OpaquePointer?, _ cb: C
     guarded {
         let cl = try client(c)
         let req = try request(r)
-        guard let cb else { throw invalid("cb must not be NULL") }
-        try cl.submitAsync(req, callback: wrap(cb, ud))
+        try cl.submitAsync(req, userData: UInt(bitPattern: ud), callback: cb.map { wrap($0, ud) })
     }
 }
 
@@ -103,8 +102,7 @@ public func apixo_watch(_ c: OpaquePointer?, _ m: UnsafePointer<CChar>?, _ id: U
     guarded {
         let cl = try client(c)
         let taskId = try string(id, "task_id")
-        guard let cb else { throw invalid("cb must not be NULL") }
-        try cl.watch(model: model(m), taskId: taskId, callback: wrap(cb, ud))
+        try cl.watch(model: model(m), taskId: taskId, userData: UInt(bitPattern: ud), callback: cb.map { wrap($0, ud) })
     }
 }
 
@@ -122,8 +120,7 @@ public func apixo_drain(_ c: OpaquePointer?, _ timeoutMs: Int) -> Int32 {
 public func apixo_resume(_ c: OpaquePointer?, _ cb: CTaskCallback?, _ ud: UnsafeMutableRawPointer?) -> Int32 {
     guarded {
         let cl = try client(c)
-        guard let cb else { throw invalid("cb must not be NULL") }
-        try cl.resume(callback: wrap(cb, ud))
+        try cl.resume(userData: UInt(bitPattern: ud), callback: cb.map { wrap($0, ud) })
     }
 }
 

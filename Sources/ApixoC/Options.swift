@@ -91,3 +91,13 @@ public func apixo_options_set_max_download_bytes(_ o: OpaquePointer?, _ n: Int64
 public func apixo_options_set_journal(_ o: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
     withOptions(o) { $0.options.journalPath = try optionalPath(path) }
 }
+
+@_cdecl("apixo_options_set_delivery")
+public func apixo_options_set_delivery(_ o: OpaquePointer?, _ mode: Int32) -> Int32 {
+    withOptions(o) { box in
+        guard let m = DeliveryMode(rawValue: mode) else {
+            throw invalid("mode must be APIXO_DELIVERY_THREAD (0) or APIXO_DELIVERY_QUEUE (1)")
+        }
+        box.options.delivery = m
+    }
+}

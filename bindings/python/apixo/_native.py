@@ -27,6 +27,7 @@ from ctypes import (
     c_int64,
     c_long,
     c_size_t,
+    c_uint64,
     c_void_p,
 )
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -121,14 +122,21 @@ class apixo_task(Structure):
     """typedef struct apixo_task apixo_task;"""
 
 
+class apixo_event(Structure):
+    """typedef struct apixo_event apixo_event;"""
+
+
 apixo_options_p = POINTER(apixo_options)
 apixo_client_p = POINTER(apixo_client)
 apixo_request_p = POINTER(apixo_request)
 apixo_task_p = POINTER(apixo_task)
+apixo_event_p = POINTER(apixo_event)
 
 # enums are ints in the C ABI
 apixo_code = c_int
 apixo_state = c_int
+apixo_delivery = c_int
+apixo_event_kind = c_int
 
 # ---------------------------------------------------------------------------
 # Version and errors
@@ -157,6 +165,7 @@ APIXO_ERR_CLOSED = 14
 APIXO_ERR_IO = 15
 APIXO_ERR_NO_MEMORY = 16
 APIXO_ERR_INDETERMINATE = 17
+APIXO_CODE_FORCE_32BIT = 0x7FFFFFFF
 
 # const char *apixo_version(void);
 apixo_version = _declare(
@@ -242,6 +251,15 @@ apixo_options_set_logger = _declare(
 apixo_options_set_max_download_bytes = _declare(
     "apixo_code apixo_options_set_max_download_bytes(apixo_options *opts, int64_t max_bytes);",
     "apixo_options_set_max_download_bytes", apixo_code, [apixo_options_p, c_int64])
+
+APIXO_DELIVERY_THREAD = 0
+APIXO_DELIVERY_QUEUE = 1
+APIXO_DELIVERY_FORCE_32BIT = 0x7FFFFFFF
+
+# apixo_code apixo_options_set_delivery(apixo_options *opts, apixo_delivery mode);
+apixo_options_set_delivery = _declare(
+    "apixo_code apixo_options_set_delivery(apixo_options *opts, apixo_delivery mode);",
+    "apixo_options_set_delivery", apixo_code, [apixo_options_p, apixo_delivery])
 
 # ---------------------------------------------------------------------------
 # Client
@@ -366,6 +384,7 @@ APIXO_STATE_PENDING = 0
 APIXO_STATE_PROCESSING = 1
 APIXO_STATE_SUCCESS = 2
 APIXO_STATE_FAILED = 3
+APIXO_STATE_FORCE_32BIT = 0x7FFFFFFF
 
 # const char *apixo_state_name(apixo_state state);
 apixo_state_name = _declare(
@@ -504,6 +523,69 @@ apixo_cancel = _declare(
 apixo_drain = _declare(
     "apixo_code apixo_drain(apixo_client *c, long timeout_ms);", "apixo_drain", apixo_code,
     [apixo_client_p, c_long])
+
+# ---------------------------------------------------------------------------
+# Events: completions on the host's own thread (queue mode)
+# ---------------------------------------------------------------------------
+
+APIXO_EVENT_COMPLETION = 0
+APIXO_EVENT_LOG = 1
+APIXO_EVENT_KIND_FORCE_32BIT = 0x7FFFFFFF
+
+# apixo_code apixo_client_event_fd(apixo_client *c, int *fd_out);
+apixo_client_event_fd = _declare(
+    "apixo_code apixo_client_event_fd(apixo_client *c, int *fd_out);",
+    "apixo_client_event_fd", apixo_code, [apixo_client_p, POINTER(c_int)])
+
+# apixo_code apixo_dispatch(apixo_client *c, size_t max_events, long timeout_ms, size_t *ran_out);
+apixo_dispatch = _declare(
+    "apixo_code apixo_dispatch(apixo_client *c, size_t max_events, long timeout_ms, "
+    "size_t *ran_out);",
+    "apixo_dispatch", apixo_code, [apixo_client_p, c_size_t, c_long, POINTER(c_size_t)])
+
+# apixo_code apixo_next_event(apixo_client *c, long timeout_ms, apixo_event **out);
+apixo_next_event = _declare(
+    "apixo_code apixo_next_event(apixo_client *c, long timeout_ms, apixo_event **out);",
+    "apixo_next_event", apixo_code, [apixo_client_p, c_long, POINTER(apixo_event_p)])
+
+# apixo_event_kind apixo_event_kind_of(const apixo_event *e);
+apixo_event_kind_of = _declare(
+    "apixo_event_kind apixo_event_kind_of(const apixo_event *e);", "apixo_event_kind_of",
+    apixo_event_kind, [apixo_event_p])
+
+# apixo_code apixo_event_code(const apixo_event *e);
+apixo_event_code = _declare(
+    "apixo_code apixo_event_code(const apixo_event *e);", "apixo_event_code", apixo_code,
+    [apixo_event_p])
+
+# const apixo_task *apixo_event_task(const apixo_event *e);
+apixo_event_task = _declare(
+    "const apixo_task *apixo_event_task(const apixo_event *e);", "apixo_event_task",
+    apixo_task_p, [apixo_event_p])
+
+# void *apixo_event_user_data(const apixo_event *e);
+apixo_event_user_data = _declare(
+    "void *apixo_event_user_data(const apixo_event *e);", "apixo_event_user_data", c_void_p,
+    [apixo_event_p])
+
+# const char *apixo_event_message(const apixo_event *e);
+apixo_event_message = _declare(
+    "const char *apixo_event_message(const apixo_event *e);", "apixo_event_message", c_char_p,
+    [apixo_event_p])
+
+# int apixo_event_log_level(const apixo_event *e);
+apixo_event_log_level = _declare(
+    "int apixo_event_log_level(const apixo_event *e);", "apixo_event_log_level", c_int,
+    [apixo_event_p])
+
+# void apixo_event_free(apixo_event *e);
+apixo_event_free = _declare(
+    "void apixo_event_free(apixo_event *e);", "apixo_event_free", None, [apixo_event_p])
+
+# uint64_t apixo_client_log_dropped(const apixo_client *c);
+apixo_client_log_dropped = _declare(
+    "uint64_t apixo_client_log_dropped(const apixo_client *c);", "apixo_client_log_dropped",
+    c_uint64, [apixo_client_p])
 
 # ---------------------------------------------------------------------------
 # Webhooks

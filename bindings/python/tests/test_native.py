@@ -8,7 +8,8 @@ import re
 import shutil
 import subprocess
 import sys
-from ctypes import POINTER, c_char_p, c_double, c_int, c_int64, c_long, c_size_t, c_void_p
+from ctypes import (POINTER, c_char_p, c_double, c_int, c_int64, c_long, c_size_t, c_uint64,
+                    c_void_p)
 from pathlib import Path
 
 import pytest
@@ -67,7 +68,8 @@ def ctype_for(c_type: str):
     stars = t.count("*")
     base = t.replace("*", "").strip()
     scalars = {"int": c_int, "long": c_long, "double": c_double, "int64_t": c_int64,
-               "size_t": c_size_t, "apixo_code": c_int, "apixo_state": c_int}
+               "size_t": c_size_t, "uint64_t": c_uint64, "apixo_code": c_int, "apixo_state": c_int,
+               "apixo_delivery": c_int, "apixo_event_kind": c_int}
     if base == "void":
         if stars == 0:
             return None
@@ -79,7 +81,7 @@ def ctype_for(c_type: str):
         typ = scalars[base]
     elif base in ("apixo_log_fn", "apixo_task_callback"):
         typ = getattr(N, base)
-    elif base in ("apixo_options", "apixo_client", "apixo_request", "apixo_task"):
+    elif base in ("apixo_options", "apixo_client", "apixo_request", "apixo_task", "apixo_event"):
         assert stars >= 1, f"opaque {base} by value"
         typ, stars = POINTER(getattr(N, base)), stars - 1
     else:
@@ -138,8 +140,8 @@ def test_callback_types_match_the_header():
 def test_constants_match_the_header():
     text = HEADER.read_text()
     found = 0
-    for name, value in re.findall(r"\b(APIXO_[A-Z_]+)\s*=\s*(\d+)", text):
-        assert getattr(N, name) == int(value), name
+    for name, value in re.findall(r"\b(APIXO_[A-Z_0-9]+)\s*=\s*(0x[0-9a-fA-F]+|\d+)\b", text):
+        assert getattr(N, name) == int(value, 0), name
         found += 1
     for name, value in re.findall(r"#define (APIXO_[A-Z_]+) (\S+)", text):
         expected = value.strip('"') if value.startswith('"') else int(value)

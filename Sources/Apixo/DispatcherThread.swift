@@ -1,7 +1,8 @@
 import Glibc
 
-/// The thread that runs user callbacks, in order, so slow host code never stalls I/O.
-final class Dispatcher {
+/// The thread-mode Delivery: one thread of ours runs the host's callbacks, in order, so slow
+/// host code never stalls I/O. Log lines go to the logger at once, on the thread that logs.
+final class DispatcherThread: Delivery {
     private let mutex = Mutex()
     private let cond = Condition()
     private var queue: [() -> Void] = []
@@ -18,9 +19,17 @@ final class Dispatcher {
     }
 
     /// True on the dispatcher thread (inside a callback).
-    var isDispatcherThread: Bool {
+    var isDeliveryThread: Bool {
         guard let id = threadID else { return false }
         return pthread_equal(id, pthread_self()) != 0
+    }
+
+    func complete(_ c: Completion) {
+        enqueue { c.run() }
+    }
+
+    func log(_ level: LogLevel, _ message: String, _ sink: @escaping LogSink) {
+        sink(level, message)
     }
 
     func enqueue(_ job: @escaping () -> Void) {
