@@ -53,26 +53,48 @@ def go_env():
             "PKG_CONFIG_PATH": os.path.join(LIBDIR, "pkgconfig")}
 
 
-# host -> (build commands [(argv, cwd, extra env)], run argv, extra run env)
+NODE_INCLUDE = os.environ.get("NODE_INCLUDE", "/usr/include/node")  # node's headers (node_api.h, uv.h)
+ADDON = out("node", "apixo.node")
+
+
+def host(build=(), run=(), env=None, checks=()):
+    """build: [(argv, cwd, extra env)] run once; run: the three-task program's argv, run RUNS
+    times with env added; checks: [(name, argv)] run once each, passing on exit status 0."""
+    return {"build": list(build), "run": list(run), "env": env or {}, "checks": list(checks)}
+
+
+LIBAPIXO = {"APIXO_LIBRARY": os.path.join(LIBDIR, "libapixo.so")}
+
 HOSTS = {
-    "cpp": (
-        [(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-O2", "-I" + INCLUDE,
-           os.path.join(EX, "cpp", "three_tasks.cpp"), "-o", out("cpp", "three_tasks"),
-           "-L" + LIBDIR, "-Wl,-rpath," + LIBDIR, "-lapixo"], None, {})],
-        [out("cpp", "three_tasks")], {}),
-    "rust": (
-        [(["rustc", "--edition", "2021", "-O", "-D", "warnings",
-           os.path.join(EX, "rust", "three_tasks.rs"), "-o", out("rust", "three_tasks"),
-           "-L", LIBDIR, "-C", "link-arg=-Wl,-rpath," + LIBDIR], None, {})],
-        [out("rust", "three_tasks")], {}),
-    "go": (
-        [(["go", "vet", "."], os.path.join(EX, "go"), go_env()),
-         (["go", "build", "-o", out("go", "threetasks"), "."], os.path.join(EX, "go"), go_env())],
-        [out("go", "threetasks")], {}),
-    "python-cffi": (
-        [],
-        [sys.executable, os.path.join(EX, "python-cffi", "three_tasks.py")],
-        {"APIXO_LIBRARY": os.path.join(LIBDIR, "libapixo.so")}),
+    "cpp": host(
+        build=[(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-O2", "-I" + INCLUDE,
+                 os.path.join(EX, "cpp", "three_tasks.cpp"), "-o", out("cpp", "three_tasks"),
+                 "-L" + LIBDIR, "-Wl,-rpath," + LIBDIR, "-lapixo"], None, {})],
+        run=[out("cpp", "three_tasks")]),
+    "rust": host(
+        build=[(["rustc", "--edition", "2021", "-O", "-D", "warnings",
+                 os.path.join(EX, "rust", "three_tasks.rs"), "-o", out("rust", "three_tasks"),
+                 "-L", LIBDIR, "-C", "link-arg=-Wl,-rpath," + LIBDIR], None, {})],
+        run=[out("rust", "three_tasks")]),
+    "go": host(
+        build=[(["go", "vet", "."], os.path.join(EX, "go"), go_env()),
+               (["go", "build", "-o", out("go", "threetasks"), "."], os.path.join(EX, "go"),
+                go_env())],
+        run=[out("go", "threetasks")]),
+    "python-cffi": host(
+        run=[sys.executable, os.path.join(EX, "python-cffi", "three_tasks.py")], env=LIBAPIXO),
+    "ruby": host(
+        run=["ruby", "-w", os.path.join(EX, "ruby", "three_tasks.rb")], env=LIBAPIXO),
+    "luajit": host(
+        run=["luajit", os.path.join(EX, "luajit", "three_tasks.lua")], env=LIBAPIXO),
+    "perl": host(
+        run=["perl", os.path.join(EX, "perl", "three_tasks.pl")], env=LIBAPIXO),
+    "node": host(
+        build=[(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror",
+                 "-I" + NODE_INCLUDE, "-I" + INCLUDE, os.path.join(EX, "node", "apixo_addon.c"),
+                 "-o", ADDON, "-L" + LIBDIR, "-Wl,-rpath," + LIBDIR, "-lapixo"], None, {})],
+        run=["node", os.path.join(EX, "node", "three_tasks.js")], env={"APIXO_ADDON": ADDON},
+        checks=[("node --test test.js", ["node", "--test", os.path.join(EX, "node", "test.js")])]),
 }
 
 
@@ -159,8 +181,9 @@ def main(argv):
         env = dict(os.environ, APIXO_BASE_URL=root + "/api/v1", APIXO_API_KEY="sk-sim",
                    APIXO_TIME_SCALE=c_run.TIME_SCALE)
         for host in wanted:
-            steps, cmd, extra = HOSTS[host]
-            built, why = build(host, steps)
+            h = HOSTS[host]
+            cmd, extra = h["run"], h["env"]
+            built, why = build(host, h["build"])
             if built is None:
                 print("FAIL %s: %s" % (host, why), flush=True)
                 failed += 1
@@ -190,6 +213,17 @@ def main(argv):
                 "ok  " if ok == RUNS else "FAIL", host, ok, RUNS, built, time.monotonic() - t0)
             summary.append(line)
             print(line, flush=True)
+            for name, argv in h["checks"]:
+                c_run.reset_sim(root)
+                rc, text = run_cmd(argv, env=dict(env, **extra), timeout=TIMEOUT * 2)
+                good = rc == 0
+                passed += good
+                failed += not good
+                line = "%s %-12s %s (exit %s)" % ("ok  " if good else "FAIL", host, name, rc)
+                if not good:
+                    print("".join("  | " + l + "\n" for l in text.splitlines()), end="")
+                summary.append(line)
+                print(line, flush=True)
     finally:
         c_run.stop_sim(sim)
     print("--- hosts (%.1f s)" % (time.monotonic() - t_all))
