@@ -33,7 +33,10 @@ typedef struct addon_client {
   napi_env env;
   apixo_client *client; /* NULL once closed */
   uv_poll_t poll;       /* watches apixo_client_event_fd while tasks are pending */
-  int polling;
+  int polling;          /* the poll handle is started */
+  int poll_open;        /* the poll handle is initialised and uv_close not called yet */
+  int poll_closed;      /* uv_close's callback has run: libuv no longer uses ac */
+  int finalized;        /* the JS object is gone: ac is freed once poll_closed */
   napi_ref wrapper;     /* the JS object: the resource of the callback scope */
   napi_async_context async_ctx;
   pending *head;        /* promises not settled yet */
@@ -235,7 +238,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
  * not collected before their promises settle. */
 static void poll_update(addon_client *ac) {
   uint32_t refs;
-  if (ac->client && ac->count > 0 && !ac->polling) {
+  if (ac->client && ac->poll_open && ac->count > 0 && !ac->polling) {
     if (uv_poll_start(&ac->poll, UV_READABLE, on_readable) == 0) {
       ac->polling = 1;
       napi_reference_ref(ac->env, ac->wrapper, &refs);
@@ -256,26 +259,49 @@ static void fail_all(addon_client *ac, apixo_code code, const char *message) {
   }
 }
 
-static void free_on_close(uv_handle_t *h) { free(h->data); }
+static void on_poll_closed(uv_handle_t *h) {
+  addon_client *ac = h->data;
+  ac->poll_closed = 1;
+  if (ac->finalized) free(ac);
+}
+
+/* Stops watching and closes the poll handle. Must come BEFORE apixo_client_free closes the
+ * descriptor: uv_close removes the descriptor number from the loop's epoll set, and once
+ * closed that number may already belong to another client's descriptor. */
+static void close_poll(addon_client *ac) {
+  if (ac->polling) {
+    uint32_t refs;
+    uv_poll_stop(&ac->poll);
+    ac->polling = 0;
+    if (!ac->finalized) napi_reference_unref(ac->env, ac->wrapper, &refs);
+  }
+  if (ac->poll_open) {
+    ac->poll_open = 0;
+    uv_close((uv_handle_t *)&ac->poll, on_poll_closed);
+  }
+}
 
 /* Frees the client (its last events are taken first) and rejects whatever is still pending
  * with APIXO_ERR_CLOSED. Runs on the JS thread. */
 static void close_client(addon_client *ac) {
   if (ac->client == NULL) return;
   drain_events(ac);
+  close_poll(ac);
   apixo_client_free(ac->client);
   ac->client = NULL;
-  poll_update(ac);
   fail_all(ac, APIXO_ERR_CLOSED, "the client was closed");
 }
 
-/* The JS object was collected (or the environment is going away). */
+/* The JS object was collected (or the environment is going away). While promises are
+ * pending the object is held strongly, so this normally finds the client closed or idle. */
 static void finalize(napi_env env, void *data, void *hint) {
   (void)hint;
   addon_client *ac = data;
+  ac->finalized = 1;
+  close_poll(ac);
   if (ac->client) {
-    /* The promises can no longer be settled here (no JS may run in a finalizer): the
-     * deferreds are dropped with the client. */
+    /* No JS may run in a finalizer: promises still pending (only at environment teardown)
+     * are dropped with the client. */
     apixo_client_free(ac->client);
     ac->client = NULL;
     while (ac->head) {
@@ -286,8 +312,7 @@ static void finalize(napi_env env, void *data, void *hint) {
   }
   if (ac->async_ctx) napi_async_destroy(env, ac->async_ctx);
   if (ac->wrapper) napi_delete_reference(env, ac->wrapper);
-  if (ac->polling) uv_poll_stop(&ac->poll);
-  uv_close((uv_handle_t *)&ac->poll, free_on_close); /* frees ac once libuv is done with it */
+  if (ac->poll_closed) free(ac); /* else on_poll_closed frees it */
 }
 
 /* ------------------------------------------------------------ the Client class */
@@ -367,11 +392,12 @@ static napi_value client_new(napi_env env, napi_callback_info info) {
   ac->env = env;
   ac->client = client;
   ac->poll.data = ac;
+  ac->poll_open = 1;
   napi_value name = str(env, "apixo.Client");
   if (napi_wrap(env, self, ac, finalize, NULL, NULL) != napi_ok) {
+    ac->finalized = 1; /* on_poll_closed frees ac */
+    close_poll(ac);
     apixo_client_free(client);
-    ac->client = NULL;
-    uv_close((uv_handle_t *)&ac->poll, free_on_close);
     napi_throw_error(env, NULL, "Client: napi_wrap failed");
     return NULL;
   }

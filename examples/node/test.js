@@ -51,13 +51,13 @@ test('submit() resolves with the outcome, a tag comes back', withClient(async (c
 
 test('a failed task: generate() rejects with its code and task, submit() resolves with it', withClient(async (client) => {
   const failing = 'a cat [fail:CONTENT_VIOLATION]';
-  await assert.rejects(client.generate(failing), (err) => {
+  await assert.rejects(client.generate(failing, { maxImages: 1 }), (err) => {
     assert.equal(err.code, 'APIXO_ERR_TASK_FAILED');
     assert.equal(err.task.state, 'failed');
     assert.equal(err.task.failCode, 'CONTENT_VIOLATION');
     return true;
   });
-  const r = await client.submit(failing);
+  const r = await client.submit(failing, { maxImages: 1 });
   assert.equal(r.codeName, 'APIXO_ERR_TASK_FAILED');
   assert.equal(r.task.failCode, 'CONTENT_VIOLATION');
 }));
@@ -65,8 +65,8 @@ test('a failed task: generate() rejects with its code and task, submit() resolve
 test('invalid requests reject at once with APIXO_ERR_INVALID_ARGUMENT; wrong types throw', withClient(async (client) => {
   await assert.rejects(client.generate(prompt, { maxImages: 99 }),
     (err) => err.code === 'APIXO_ERR_INVALID_ARGUMENT' && /max_images|maxImages/.test(err.message));
-  await assert.rejects(client.generate(''), { code: 'APIXO_ERR_INVALID_ARGUMENT' });
-  await assert.rejects(client.generate(prompt, { resolution: '9K' }), { code: 'APIXO_ERR_INVALID_ARGUMENT' });
+  await assert.rejects(client.generate('', { maxImages: 1 }), { code: 'APIXO_ERR_INVALID_ARGUMENT' });
+  await assert.rejects(client.generate(prompt, { maxImages: 1, resolution: '9K' }), { code: 'APIXO_ERR_INVALID_ARGUMENT' });
   assert.throws(() => client.generate(42), TypeError);
   assert.throws(() => client.generate(prompt, { maxImages: 'two' }), TypeError);
   assert.throws(() => client.generate(prompt, 'opts'), TypeError);
@@ -75,11 +75,11 @@ test('invalid requests reject at once with APIXO_ERR_INVALID_ARGUMENT; wrong typ
 
 test('close() rejects what is pending with APIXO_ERR_CLOSED, later calls too', async () => {
   const client = new apixo.Client({ timeScale });
-  const p = client.generate(prompt);
+  const p = client.generate(prompt, { maxImages: 1 });
   assert.equal(client.pending, 1);
   client.close();
   await assert.rejects(p, { code: 'APIXO_ERR_CLOSED' });
-  await assert.rejects(client.generate(prompt), { code: 'APIXO_ERR_CLOSED' });
+  await assert.rejects(client.generate(prompt, { maxImages: 1 }), { code: 'APIXO_ERR_CLOSED' });
   client.close(); // twice is harmless
   assert.equal(client.pending, 0);
 });
@@ -94,7 +94,29 @@ test('a bad option throws with the library code', () => {
 test('a wrong key: the promise rejects with APIXO_ERR_UNAUTHORIZED, nothing hangs', async () => {
   const client = new apixo.Client({ timeScale, apiKey: 'sk-wrong' });
   try {
-    await assert.rejects(client.generate(prompt), { code: 'APIXO_ERR_UNAUTHORIZED' });
+    await assert.rejects(client.generate(prompt, { maxImages: 1 }), { code: 'APIXO_ERR_UNAUTHORIZED' });
+  } finally {
+    client.close();
+  }
+});
+
+test('a closed client collected later does not stop a new one on the same descriptor number', { timeout: 30000 }, async () => {
+  let old = new apixo.Client({ timeScale });
+  const p = old.generate(prompt, { maxImages: 1 }); // starts watching its descriptor
+  old.close();
+  await assert.rejects(p, { code: 'APIXO_ERR_CLOSED' });
+  const client = new apixo.Client({ timeScale }); // likely given the number just freed
+  try {
+    const pending = client.generate(prompt, { maxImages: 1 }); // watching that number now
+    old = null;
+    require('v8').setFlagsFromString('--expose-gc');
+    const gc = require('vm').runInNewContext('gc');
+    for (let i = 0; i < 3; i++) { // collect `old` and let its finalizer run
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const t = await pending;
+    assert.equal(t.state, 'success');
   } finally {
     client.close();
   }
