@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """The FFI hosts of issue #10: each examples/<host>/ program, built once, run RUNS times.
 
+Hosts: cpp (g++), rust (rustc), go (cgo), python-cffi (cffi ABI mode) with callbacks on the
+dispatcher thread; ruby (Fiddle), luajit (ffi), perl (FFI::Platypus) and node (an N-API addon,
+cc against /usr/include/node or $NODE_INCLUDE) in queue delivery mode.
+
     python3 Tests/hosts/run.py [HOST...]          (default: every host; make test-hosts)
 
 Starts ONE simulator (the one Tests/c/run.py starts: --time-scale 0.01 --small-images), builds
@@ -12,7 +16,8 @@ APIXO_HOST_RUNS), resetting the simulator before each run. A run passes when the
     and three distinct non-empty ids, and a last line "completed 3/3",
   - and the simulator counted exactly 3 tasks created, all in state success (so the program
     did talk to it).
-Hosts with extra checks (node: test.js, the Promise API's own assertions) run them once.
+Hosts with extra checks (node: `node --test test.js`, the Promise API's own assertions) run
+them once.
 Prints one line per host and a final "N passed, N failed" (one count per run and per check);
 exits non-zero on any failure. The simulator is always stopped.
 """
