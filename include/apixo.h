@@ -360,6 +360,23 @@ apixo_code apixo_client_new(const apixo_options *opts, apixo_client **out);
  */
 void apixo_client_free(apixo_client *client);
 
+/*
+ * What the client's budget looks like right now, one consistent reading taken
+ * on the engine thread (waits at most 5 s for it: a client that is closing may
+ * take that long and read as zeros except pending callbacks). Each out-parameter
+ * may be NULL.
+ *   queued_submits      submits waiting in the local queue for a slot or a token
+ *   slots_in_use        concurrency slots taken (tasks in flight, or assumed to be)
+ *   tracked_tasks       tasks being polled, parked or waited for
+ *   requests_in_window  requests sent in the current rate window
+ *   pending_callbacks   callbacks registered and not yet fired
+ * Thread-safe; any thread, also inside a callback.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c NULL).
+ */
+apixo_code apixo_client_stats(apixo_client *c, int64_t *queued_submits, int64_t *slots_in_use,
+                              int64_t *tracked_tasks, int64_t *requests_in_window,
+                              int64_t *pending_callbacks);
+
 /* =========================================================================
  * Requests
  *
@@ -631,6 +648,16 @@ void apixo_task_free(apixo_task *t);
  * APIXO_ERR_CLOSED.
  */
 apixo_code apixo_submit(apixo_client *c, const apixo_request *req, char **task_id_out);
+
+/*
+ * apixo_submit with a bound on the wait in the local queue: when no
+ * concurrency slot or request token came within queue_timeout_ms (< 0: no
+ * bound, as apixo_submit), it returns APIXO_ERR_TIMEOUT with nothing sent and
+ * the submit removed from the queue. Once sent, it runs to its answer (the HTTP
+ * timeout bounds that). *task_id_out and errors as for apixo_submit.
+ */
+apixo_code apixo_submit_timeout(apixo_client *c, const apixo_request *req, long queue_timeout_ms,
+                                char **task_id_out);
 
 /*
  * One status query (GET statusTask) for task_id of `model` (NULL:

@@ -28,6 +28,21 @@ public func apixo_client_free(_ c: OpaquePointer?) {
     box.client.close()
 }
 
+@_cdecl("apixo_client_stats")
+public func apixo_client_stats(_ c: OpaquePointer?, _ queued: UnsafeMutablePointer<Int64>?,
+                               _ slots: UnsafeMutablePointer<Int64>?, _ tracked: UnsafeMutablePointer<Int64>?,
+                               _ inWindow: UnsafeMutablePointer<Int64>?, _ pending: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded {
+        let cl = try client(c)
+        let s = cl.stats()
+        queued?.pointee = Int64(s.queuedSubmits)
+        slots?.pointee = Int64(s.slotsInUse)
+        tracked?.pointee = Int64(s.trackedTasks)
+        inWindow?.pointee = Int64(s.requestsInWindow)
+        pending?.pointee = Int64(s.pendingCallbacks)
+    }
+}
+
 // MARK: blocking calls
 
 @_cdecl("apixo_submit")
@@ -38,6 +53,17 @@ public func apixo_submit(_ c: OpaquePointer?, _ r: OpaquePointer?,
         let req = try request(r)
         guard let out else { throw invalid("task_id_out must not be NULL") }
         out.pointee = try ownedCString(try cl.submit(req))
+    }
+}
+
+@_cdecl("apixo_submit_timeout")
+public func apixo_submit_timeout(_ c: OpaquePointer?, _ r: OpaquePointer?, _ queueTimeoutMs: Int,
+                                 _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    guarded {
+        let cl = try client(c)
+        let req = try request(r)
+        guard let out else { throw invalid("task_id_out must not be NULL") }
+        out.pointee = try ownedCString(try cl.submit(req, queueTimeoutMs: queueTimeoutMs))
     }
 }
 

@@ -275,6 +275,17 @@ apixo_client_free = _declare(
     "void apixo_client_free(apixo_client *client);", "apixo_client_free", None,
     [apixo_client_p])
 
+# apixo_code apixo_client_stats(apixo_client *c, int64_t *queued_submits, int64_t *slots_in_use,
+#                               int64_t *tracked_tasks, int64_t *requests_in_window,
+#                               int64_t *pending_callbacks);
+apixo_client_stats = _declare(
+    "apixo_code apixo_client_stats(apixo_client *c, int64_t *queued_submits, "
+    "int64_t *slots_in_use, int64_t *tracked_tasks, int64_t *requests_in_window, "
+    "int64_t *pending_callbacks);",
+    "apixo_client_stats", apixo_code,
+    [apixo_client_p, POINTER(c_int64), POINTER(c_int64), POINTER(c_int64), POINTER(c_int64),
+     POINTER(c_int64)])
+
 # ---------------------------------------------------------------------------
 # Requests
 # ---------------------------------------------------------------------------
@@ -468,6 +479,14 @@ apixo_task_free = _declare(
 apixo_submit = _declare(
     "apixo_code apixo_submit(apixo_client *c, const apixo_request *req, char **task_id_out);",
     "apixo_submit", apixo_code, [apixo_client_p, apixo_request_p, POINTER(c_char_p)])
+
+# apixo_code apixo_submit_timeout(apixo_client *c, const apixo_request *req, long queue_timeout_ms,
+#                                 char **task_id_out);
+apixo_submit_timeout = _declare(
+    "apixo_code apixo_submit_timeout(apixo_client *c, const apixo_request *req, "
+    "long queue_timeout_ms, char **task_id_out);",
+    "apixo_submit_timeout", apixo_code,
+    [apixo_client_p, apixo_request_p, c_long, POINTER(c_char_p)])
 
 # apixo_code apixo_get_status(apixo_client *c, const char *model, const char *task_id,
 #                             apixo_task **out);
