@@ -8,10 +8,16 @@ A thin Pythonic layer over libapixo (loaded with ctypes, see :mod:`apixo._native
         task = client.generate("a cozy cyberpunk cafe", max_images=2, resolution="2K")
         print(task.urls)
         task.save("out/")
+
+Logging: the library's lines go to the ``apixo`` logger (silent unless the program
+configures logging); ``APIXO_LOG=debug`` (or ``info``, ``warning``, ``error``) in the
+environment prints them to stderr without any code.
 """
 
-from . import _errors
-from ._client import Client, OnDone, Task, library_version
+from __future__ import annotations
+
+from . import _client, _types
+from ._client import Client, Stats, Task, library_version
 from ._errors import (
     AuthenticationError,
     BadRequestError,
@@ -34,9 +40,64 @@ from ._errors import (
     TimeoutError,
 )
 
+# The type aliases need `typing`, which costs start-up time: type checkers see them here,
+# the run time builds them when first asked for (`apixo.Resolution`).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._client import OnDone, OnUpdate
+    from ._types import (
+        AspectRatio,
+        Mode,
+        OutputFormat,
+        PromptOptimizeMode,
+        Provider,
+        Resolution,
+        Sequential,
+        State,
+    )
+else:
+    def __getattr__(name):
+        if name in _types.__all__:
+            return getattr(_types, name)
+        if name in ("OnDone", "OnUpdate"):
+            return getattr(_client, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __version__ = "0.1.0"
 
-# The error classes are listed once, in _errors.
-__all__ = ["Client", "Task", "OnDone", "library_version"] + [
-    name for name in _errors.__all__ if name != "error_for_code"
+__all__ = [
+    "Client",
+    "Task",
+    "Stats",
+    "OnDone",
+    "OnUpdate",
+    "library_version",
+    "AspectRatio",
+    "Mode",
+    "OutputFormat",
+    "PromptOptimizeMode",
+    "Provider",
+    "Resolution",
+    "Sequential",
+    "State",
+    "Error",
+    "InvalidRequestError",
+    "InvalidArgumentError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "NetworkError",
+    "TimeoutError",
+    "ProtocolError",
+    "TaskFailedError",
+    "CancelledError",
+    "ClosedError",
+    "LocalIOError",
+    "NoMemoryError",
+    "IndeterminateError",
 ]
+

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING, Dict, Optional, Type
 
-if TYPE_CHECKING:  # pragma: no cover
+TYPE_CHECKING = False  # typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Tuple, Type
+
     from ._client import Task
 
 __all__ = [
@@ -28,26 +30,44 @@ __all__ = [
     "LocalIOError",
     "NoMemoryError",
     "IndeterminateError",
-    "error_for_code",
 ]
 
 
 class Error(Exception):
     """Any error reported by libapixo.
 
-    ``code`` is the numeric ``apixo_code``, ``code_name`` its C name (for example
-    ``"APIXO_ERR_TIMEOUT"``), ``message`` the text of ``apixo_last_error()`` (or the
-    fail message of a task) and ``task`` the last task snapshot involved, if any.
+    Attributes:
+        code: the numeric ``apixo_code``.
+        code_name: its C name, for example ``"APIXO_ERR_TIMEOUT"``.
+        message: the text of ``apixo_last_error()`` (or the fail message of a task).
+        task: the last task snapshot involved, or ``None``.
+        task_id: the id of the task concerned when one is known (also when no snapshot
+            was ever received, e.g. a ``generate`` that timed out before the first poll).
+        submitted: ``True`` when the API accepted the submit (a task exists and is
+            billed), ``False`` when certainly no task was created, ``None`` when that is
+            not known (:class:`IndeterminateError`) or the call made no submit.
+
+    Errors pickle with all their attributes (e.g. across ``multiprocessing``).
     """
 
     code: int = -1
     code_name: str = "APIXO_ERR_UNKNOWN"
+    message: str
+    task: Optional[Task]
+    task_id: Optional[str]
+    submitted: Optional[bool]
 
-    def __init__(self, message: str = "", *, task: "Optional[Task]" = None,
-                 code: Optional[int] = None) -> None:
+    def __init__(self, message: str = "", *, task: Optional[Task] = None,
+                 code: Optional[int] = None, task_id: Optional[str] = None,
+                 submitted: Optional[bool] = None) -> None:
+        """``message``: the one-line text; ``task``: a snapshot; ``code``: the numeric code
+        when it differs from the class's (an unknown future code); ``task_id`` (default:
+        ``task.id``) and ``submitted``: see the class attributes."""
         super().__init__(message or self.code_name)
         self.message = message
         self.task = task
+        self.task_id = task_id or (task.id if task is not None and task.id else None)
+        self.submitted = submitted
         if code is not None and code != type(self).code:
             # an unknown future code: keep the number the library gave
             self.code = code
@@ -55,8 +75,16 @@ class Error(Exception):
     def __str__(self) -> str:
         return self.message or self.code_name
 
-    def __reduce__(self):  # pragma: no cover - exceptions pickled across processes
-        return (type(self), (self.message,))
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_restore, (type(self), self.message, dict(self.__dict__)))
+
+
+def _restore(cls: Type[Error], message: str, state: Dict[str, Any]) -> Error:
+    """Unpickles an error: built from its message alone (no task: nothing is derived), then
+    given back every attribute."""
+    err = cls(message)
+    err.__dict__.update(state)
+    return err
 
 
 class InvalidRequestError(Error):
@@ -142,13 +170,19 @@ class TaskFailedError(Error):
 
     code, code_name = 12, "APIXO_ERR_TASK_FAILED"
 
-    def __init__(self, message: str = "", *, task: "Optional[Task]" = None,
-                 code: Optional[int] = None) -> None:
-        self.fail_code: Optional[str] = task.fail_code if task is not None else None
-        self.fail_message: Optional[str] = task.fail_message if task is not None else None
+    fail_code: Optional[str]
+    fail_message: Optional[str]
+
+    def __init__(self, message: str = "", *, task: Optional[Task] = None,
+                 code: Optional[int] = None, task_id: Optional[str] = None,
+                 submitted: Optional[bool] = None) -> None:
+        """As :class:`Error`; the message is derived from ``task`` when it is given."""
+        self.fail_code = task.fail_code if task is not None else None
+        self.fail_message = task.fail_message if task is not None else None
         if task is not None:
             message = f"task {task.id} failed: {self.fail_code}: {self.fail_message}"
-        super().__init__(message, task=task, code=code)
+        super().__init__(message, task=task, code=code, task_id=task_id,
+                         submitted=True if submitted is None else submitted)
 
 
 class CancelledError(Error):
@@ -172,6 +206,7 @@ class LocalIOError(Error, OSError):
 
     def __str__(self) -> str:  # OSError's own __str__ would print args
         return self.message or self.code_name
+
 
 
 class NoMemoryError(Error, MemoryError):
@@ -199,7 +234,9 @@ _BY_CODE: Dict[int, Type[Error]] = {
 }
 
 
-def error_for_code(code: int, message: str = "", task: "Optional[Task]" = None) -> Error:
-    """The exception for a non-zero apixo_code (``Error`` for an unknown code)."""
+def error_for_code(code: int, message: str = "", task: Optional[Task] = None, *,
+                   task_id: Optional[str] = None, submitted: Optional[bool] = None) -> Error:
+    """The exception for a non-zero apixo_code (``Error`` for an unknown code), with the
+    task snapshot, task id and submit outcome when they are known."""
     cls = _BY_CODE.get(code, Error)
-    return cls(message, task=task, code=code)
+    return cls(message, task=task, code=code, task_id=task_id, submitted=submitted)

@@ -7,15 +7,16 @@ lives in :mod:`apixo._client`.
 
 The shared library is found through, in order:
 
-1. the ``APIXO_LIBRARY`` environment variable (a path to ``libapixo.so``);
+1. the ``APIXO_LIBRARY`` environment variable (a path to ``libapixo.so``; only that);
 2. a copy inside this package (``apixo/libapixo.so``, put there by the wheel build);
-3. the system loader (``ctypes.util.find_library("apixo")``, then ``libapixo.so``).
+3. ``build/lib/libapixo.so`` of the repository this package sits in (an editable install
+   or the source tree, after ``make``);
+4. the system loader (``ctypes.util.find_library("apixo")``, then ``libapixo.so``).
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from ctypes import (
     CFUNCTYPE,
@@ -30,27 +31,36 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+TYPE_CHECKING = False  # typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 __all__ = ["LIBRARY_PATH", "FUNCTIONS", "lib"]
 
 _BUILD_HINT = (
-    "build it from the repository root with `make` (it lands in build/lib/libapixo.so), "
-    "then set APIXO_LIBRARY=/path/to/build/lib/libapixo.so or `pip install ./bindings/python`"
+    "build it from the repository root with `make` (it lands in build/lib/libapixo.so) and "
+    "reinstall the package (`pip install ./bindings/python` then bundles it), or set "
+    "APIXO_LIBRARY=/path/to/build/lib/libapixo.so"
 )
 
 
-def _candidates() -> List[str]:
-    paths: List[str] = []
+def _candidates() -> Iterator[str]:
+    """The paths to try, in order; lazily, so that the slow system search
+    (``ctypes.util.find_library`` runs ldconfig) happens only when nothing before it loads."""
     env = os.environ.get("APIXO_LIBRARY")
     if env:
-        paths.append(env)
-    paths.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "libapixo.so"))
+        yield env
+        return  # an explicit path is never second-guessed (see _load)
+    here = os.path.dirname(os.path.abspath(__file__))
+    yield os.path.join(here, "libapixo.so")
+    # an editable install or the source tree: the library `make` built at the repository root
+    yield os.path.normpath(os.path.join(here, "..", "..", "..", "build", "lib", "libapixo.so"))
+    import ctypes.util
+
     found = ctypes.util.find_library("apixo")
     if found:
-        paths.append(found)
-    paths.append("libapixo.so")
-    return paths
+        yield found
+    yield "libapixo.so"
 
 
 def _load() -> Tuple[ctypes.CDLL, str]:

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 import apixo
-from conftest import make_client, os_thread_count
+from conftest import make_client, os_thread_count, wait_until
 
 
 def uniq(text: str) -> str:
@@ -39,13 +39,15 @@ def test_fifty_concurrent_agenerate_on_one_loop(sim):
         baseline = os_thread_count()
         before = threading.active_count()
         tasks = asyncio.run(main(client))
-        assert threading.active_count() == before
+        # the submits ran on the client's fixed pool of helper threads
+        assert threading.active_count() <= before + apixo._client._POOL_SIZE
     assert [t.tag for t in tasks] == prompts
     assert all(t.succeeded and len(t.urls) == 1 for t in tasks)
     assert len({t.id for t in tasks}) == 50
-    # the engine and dispatcher threads existed before; nothing was added per task
-    # (asyncio.run's loop may start one default-executor thread at shutdown at most)
-    assert max(samples) <= baseline + 1, (baseline, max(samples))
+    # the engine and dispatcher threads existed before; nothing was added per task: the
+    # client's fixed pool for submits, and asyncio.run's loop may start one
+    # default-executor thread at shutdown
+    assert max(samples) <= baseline + apixo._client._POOL_SIZE + 1, (baseline, max(samples))
     stats = sim.stats()
     assert all(stats["submits_by_prompt"][p] == 1 for p in prompts)
     assert stats["peak_concurrent_tasks"] <= 10
@@ -96,3 +98,70 @@ def test_result_after_the_loop_closed_is_ignored(client):
 
     asyncio.run(main())  # the loop closes with the future pending
     client.drain(timeout=30)
+
+
+def test_async_parity_calls(sim, tmp_path):
+    async def main():
+        async with make_client(sim) as client:
+            tid = await client.asubmit(uniq("parity"), max_images=2)
+            assert isinstance(tid, str) and tid.startswith("task_")
+            first = await client.astatus(tid)
+            assert first.id == tid
+            seen = []
+            task = await client.awatch(tid, timeout=30, on_update=seen.append)
+            assert task.succeeded and seen and seen[-1] == task
+            paths = await task.asave(tmp_path)
+            assert len(paths) == 2 and all(p.startswith(str(tmp_path)) for p in paths)
+            one = await client.adownload(task.urls[0], tmp_path / "one.jpg")
+            assert one.endswith("one.jpg")
+        assert client.closed
+        return client
+
+    client = asyncio.run(main())
+    with pytest.raises(apixo.ClosedError):
+        client.stats()
+
+
+def test_a_cancelled_agenerate_stops_tracking_and_names_its_task(sim):
+    sim.faults({"kind": "delay", "ms": 3000, "endpoint": "statusTask", "count": 5})
+
+    async def main(client):
+        job = asyncio.ensure_future(client.agenerate(uniq("cancel me"), max_images=1))
+        while client.stats().pending_callbacks == 0:  # submitted, now being waited for
+            await asyncio.sleep(0.01)
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError) as info:
+            await job
+        return info.value
+
+    with make_client(sim) as client:
+        err = asyncio.run(main(client))
+        assert err.apixo_task_id and err.apixo_task_id.startswith("task_")
+        assert any(err.apixo_task_id in note for note in getattr(err, "__notes__", [err.apixo_task_id]))
+        # nothing left for drain to wait for (the cancellation is delivered on the dispatcher)
+        assert wait_until(lambda: client.stats().pending_callbacks == 0, 5)
+        client.drain(timeout=1)
+
+
+def test_an_agenerate_timeout_carries_the_task_id(client):
+    async def main():
+        with pytest.raises(apixo.TimeoutError) as info:
+            await client.agenerate(uniq("slow"), max_images=1, resolution="3K", timeout=0.1)
+        return info.value
+
+    err = asyncio.run(main())
+    assert err.task_id and err.task_id.startswith("task_") and err.submitted is True
+    # tracking stopped: the registration's cancellation is delivered on the dispatcher
+    assert wait_until(lambda: client.stats().pending_callbacks == 0, 5)
+    assert client.wait(err.task_id, timeout=30).succeeded
+
+
+def test_on_update_sees_each_state_change(sim):
+    sim_states = []
+    with make_client(sim) as client:
+        task = client.generate(uniq("watched"), max_images=1, timeout=30,
+                               on_update=lambda t: sim_states.append(t.state))
+        assert task.succeeded
+    assert sim_states[-1] == "success"
+    # no state repeats: each call is a change
+    assert all(a != b for a, b in zip(sim_states, sim_states[1:])), sim_states
