@@ -162,12 +162,59 @@ static void test_limits_off(void) {
   CHECK_EQ(sim_default_config(), 0);
 }
 
+/* apixo_client_stats reads the budget; apixo_submit_timeout gives up in the local queue
+ * with nothing sent, and behaves as apixo_submit with -1. */
+static void test_stats_and_submit_timeout(void) {
+  sim_reset();
+  CHECK_EQ(sim_config("{\"concurrency\":1}"), 0);
+  int64_t queued = -1, slots = -1, tracked = -1, in_window = -1, pending = -1;
+  CHECK_CODE(apixo_client_stats(NULL, &queued, NULL, NULL, NULL, NULL), APIXO_ERR_INVALID_ARGUMENT);
+  apixo_client *c = lclient(60, 1);
+  if (c) {
+    CHECK_CODE(apixo_client_stats(c, &queued, &slots, &tracked, &in_window, &pending), APIXO_OK);
+    CHECK_EQ(queued + slots + tracked + in_window + pending, 0);
+    CHECK_CODE(apixo_client_stats(c, NULL, NULL, NULL, NULL, NULL), APIXO_OK);
+
+    char p1[96], p2[96];
+    apixo_request *r1 = h_request(h_unique_prompt(p1, sizeof p1, "stats first"), 1);
+    apixo_request_set_resolution(r1, "3K");
+    char *id = NULL;
+    CHECK_CODE(apixo_submit_timeout(c, r1, -1, &id), APIXO_OK);
+    CHECK(id != NULL);
+    CHECK_CODE(apixo_client_stats(c, &queued, &slots, &tracked, &in_window, &pending), APIXO_OK);
+    CHECK_EQ(slots, 1);
+    CHECK_EQ(in_window, 1);
+
+    apixo_request *r2 = h_request(h_unique_prompt(p2, sizeof p2, "stats queued"), 1);
+    char *id2 = NULL;
+    double t0 = h_now();
+    CHECK_CODE(apixo_submit_timeout(c, r2, 100, &id2), APIXO_ERR_TIMEOUT);
+    CHECK(id2 == NULL);
+    CHECK(h_now() - t0 < 5.0 * h_slow());
+    CHECK_CONTAINS(apixo_last_error(), "local queue");
+    CHECK_CODE(apixo_submit_timeout(c, r2, 0, NULL), APIXO_ERR_INVALID_ARGUMENT);
+    json_t *st = sim_stats();
+    CHECK_EQ(stats_prompt(st, "submits", p2), 0);
+    json_decref(st);
+
+    apixo_task *t = NULL;
+    CHECK_CODE(apixo_wait(c, NULL, id, (long)(30000 * h_slow()), &t), APIXO_OK);
+    apixo_task_free(t);
+    apixo_free(id);
+    apixo_request_free(r1);
+    apixo_request_free(r2);
+    apixo_client_free(c);
+  }
+  CHECK_EQ(sim_default_config(), 0);
+}
+
 int main(void) {
   h_init();
   RUN(test_thirty_under_defaults);
   RUN(test_tight_rpm);
   RUN(test_tight_concurrency);
   RUN(test_limits_off);
+  RUN(test_stats_and_submit_timeout);
   sim_default_config();
   return h_finish();
 }
