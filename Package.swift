@@ -21,7 +21,9 @@ let package = Package(
                        providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CJansson", pkgConfig: "jansson",
                        providers: [.apt(["libjansson-dev"])]),
-        .target(name: "Apixo", dependencies: ["CCurl", "CJansson"]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis",
+                       providers: [.apt(["libhiredis-dev"])]),
+        .target(name: "Apixo", dependencies: ["CCurl", "CJansson", "CHiredis"]),
         .target(name: "ApixoC", dependencies: ["Apixo"],
                 exclude: ["apixo.map"],
                 linkerSettings: [

@@ -1,0 +1,415 @@
+/// The account's budget kept in Redis and shared by every client with the same URL and
+/// namespace: in other processes and on other machines. Each grant is one atomic Lua script
+/// (EVALSHA) whose times come from Redis (`TIME`), never from the clients' clocks.
+///
+/// - Rate: a sliding window of `requestsPerWindow` over `window` (the local limiter's margin)
+///   in a sorted set of request ids scored by Redis time; a 429's pause is a key with a TTL.
+/// - Slots: leases in a sorted set scored by their expiry, renewed by the heartbeat while the
+///   holder tracks the task, released when it ends. A holder that dies loses its slots when
+///   their leases expire, and a lease is never shorter than the time its task could still run.
+/// - Fairness: a client waiting for a slot holds a FIFO ticket; only the first `free` tickets
+///   may take one, so fast peers cannot starve a slow one.
+/// - Redis unreachable or slow (every call is bounded by a short timeout): the client goes on
+///   with a local budget of its fair share (the limits divided among the live clients it last
+///   saw in the heartbeat set, by rank, so the shares add up to the limits exactly), says so
+///   once in the log, and returns to the shared budget when Redis answers again.
+///
+/// Engine thread only, like every Budget.
+final class SharedBudget: Budget {
+    let requestsPerWindow: Int
+    let window: Double
+    let maxSlots: Int
+    let url: RedisURL
+    let namespace: String
+    let clientID: String
+    /// How often the heartbeat runs (and a client waiting for a slot tries again).
+    let heartbeat: Double
+    /// The shortest lease: a slot outlives a dead holder by at least this long.
+    let minimumHold: Double
+
+    private let logger: Logger
+    private let timeoutMs: Int
+    private var conn: RedisConnection?
+    private var down = false
+    private var nextReconnect = 0.0
+    private var liveClients = 1
+    private var rank = 0
+    private var nextHeartbeat = 0.0
+    private var leaseSeq: UInt64 = 0
+    private var requestSeq: UInt64 = 0
+    private struct Lease {
+        var member: String
+        var hold: Double
+    }
+    private var leases: [SlotLease: Lease] = [:]
+    private var pendingReleases: [String] = []
+    /// A request token granted together with a slot, for the submit that took the slot.
+    private var prefetchedToken = false
+    /// Earliest time the shared window may grant again (from the last refusal).
+    private var rateNotBefore = 0.0
+    /// Earliest time to ask for a slot again after a refusal.
+    private var slotNotBefore = 0.0
+    private var pausedUntil = 0.0
+    /// This client's own sends, oldest first: stats, and the fallback's window.
+    private var sends: [Double] = []
+    private var sendsHead = 0
+    /// Round trips to Redis (benchmarks).
+    var roundTrips: Int { completedRoundTrips + (conn?.roundTrips ?? 0) }
+    private var completedRoundTrips = 0
+    /// The latest time any call was made with (pause(until:) carries no `now`).
+    private var lastNow = 0.0
+
+    init(url: RedisURL, namespace: String, requestsPerWindow: Int, window: Double, maxSlots: Int,
+         scale: Double, timeoutMs: Int = 250, logger: Logger) {
+        self.url = url
+        self.namespace = namespace
+        self.requestsPerWindow = max(0, requestsPerWindow)
+        self.window = window
+        self.maxSlots = max(0, maxSlots)
+        self.timeoutMs = timeoutMs
+        self.logger = logger
+        heartbeat = max(0.01, 1.0 * scale)
+        minimumHold = 120 * scale
+        var rng = SystemRandomNumberGenerator()
+        clientID = String(rng.next() as UInt64, radix: 16) + String(rng.next() as UInt64, radix: 16)
+    }
+
+    /// The default namespace: the account, identified by a hash of its API key (never the key).
+    static func defaultNamespace(apiKey: String) -> String {
+        "apixo:" + String(SHA256.hex("apixo-shared-budget:" + apiKey).prefix(32))
+    }
+
+    private func key(_ name: String) -> String { namespace + ":" + name }
+
+    // MARK: Budget
+
+    func nextRequestTime(now: Double) -> Double {
+        lastNow = max(lastNow, now)
+        var t = max(now, pausedUntil)
+        if isLocal(now) {
+            if let w = localWindowFull(now) { t = max(t, w) }
+        } else {
+            t = max(t, rateNotBefore)
+        }
+        return t
+    }
+
+    func takeRequest(now: Double) -> Bool {
+        lastNow = max(lastNow, now)
+        if prefetchedToken {
+            prefetchedToken = false
+            return true
+        }
+        guard nextRequestTime(now: now) <= now else { return false }
+        if isLocal(now) {
+            recordSend(now)
+            return true
+        }
+        switch grant(now: now, slot: nil) {
+        case .granted:
+            recordSend(now)
+            return true
+        case .refused:
+            return false
+        case .unreachable:
+            return takeRequest(now: now)
+        }
+    }
+
+    func pause(until: Double) {
+        pausedUntil = max(pausedUntil, until)
+        let ms = Int(min(max(0, until - lastNow), 86_400) * 1000)
+        guard ms > 0, !down else { return }
+        let script = """
+        local cur = redis.call('PTTL', KEYS[1])
+        if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+        return 1
+        """
+        _ = call(lastNow) { try $0.eval(script, keys: [key("pause")], args: [String(ms)]) }
+    }
+
+    func slotAvailable(now: Double) -> Bool {
+        lastNow = max(lastNow, now)
+        if maxSlots == 0 { return true }
+        if isLocal(now) { return leases.count < localShare(of: maxSlots) }
+        return now >= slotNotBefore
+    }
+
+    func takeSlot(now: Double, hold: Double) -> SlotLease? {
+        lastNow = max(lastNow, now)
+        leaseSeq += 1
+        let lease = SlotLease(id: leaseSeq)
+        let held = Lease(member: clientID + ":" + String(leaseSeq), hold: max(hold, minimumHold))
+        if maxSlots == 0 {
+            leases[lease] = held
+            return lease
+        }
+        if isLocal(now) {
+            guard leases.count < localShare(of: maxSlots), nextRequestTime(now: now) <= now else { return nil }
+            recordSend(now)
+            prefetchedToken = true
+            leases[lease] = held
+            return lease
+        }
+        guard now >= slotNotBefore, now >= rateNotBefore, now >= pausedUntil else { return nil }
+        switch grant(now: now, slot: held) {
+        case .granted:
+            recordSend(now)
+            prefetchedToken = true
+            leases[lease] = held
+            return lease
+        case .refused:
+            return nil
+        case .unreachable:
+            return takeSlot(now: now, hold: hold)
+        }
+    }
+
+    func renew(_ lease: SlotLease, now: Double, hold: Double) {
+        leases[lease]?.hold = max(hold, minimumHold)
+    }
+
+    func release(_ lease: SlotLease, now: Double) {
+        guard let l = leases.removeValue(forKey: lease) else { return }
+        if maxSlots > 0 {
+            pendingReleases.append(l.member)
+            // A freed slot may serve this client's next submit at once: ask again now.
+            slotNotBefore = 0
+            nextHeartbeat = min(nextHeartbeat, now + heartbeat / 4)
+        }
+    }
+
+    func requestsInWindow(now: Double) -> Int {
+        expireSends(now)
+        return sends.count - sendsHead
+    }
+
+    var slotsHeld: Int { leases.count }
+
+    /// Heartbeat: registers this client as live, renews its leases, sends pending releases,
+    /// learns the number of live clients (the fallback's share); reconnects after an outage.
+    func tick(now: Double) -> Double? {
+        lastNow = max(lastNow, now)
+        if now >= nextHeartbeat {
+            nextHeartbeat = now + heartbeat
+            if down && now < nextReconnect { return min(nextHeartbeat, nextReconnect) }
+            sendHeartbeat(now)
+        }
+        return down ? min(nextHeartbeat, nextReconnect) : nextHeartbeat
+    }
+
+    // MARK: Redis
+
+    private enum Grant { case granted, refused, unreachable }
+
+    private static let grantScript = """
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    for i = 10, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
+    local pttl = redis.call('PTTL', KEYS[2])
+    if pttl > 0 then return {0, pttl, 1, 0} end
+    local want = ARGV[4] == '1'
+    local maxs = tonumber(ARGV[5])
+    if want and maxs > 0 then
+      redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+      local stale = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[9]))
+      for _, s in ipairs(stale) do
+        redis.call('ZREM', KEYS[4], s)
+        redis.call('ZREM', KEYS[5], s)
+      end
+      if not redis.call('ZSCORE', KEYS[4], ARGV[8]) then
+        redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[6]), ARGV[8])
+      end
+      redis.call('ZADD', KEYS[5], now, ARGV[8])
+      local free = maxs - redis.call('ZCARD', KEYS[3])
+      local rank = redis.call('ZRANK', KEYS[4], ARGV[8])
+      if rank >= free then return {0, -1, 3, rank} end
+    end
+    local cap = tonumber(ARGV[1])
+    local win = tonumber(ARGV[2])
+    if cap > 0 then
+      redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
+      if redis.call('ZCARD', KEYS[1]) >= cap then
+        local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+        return {0, math.max(1, tonumber(oldest[2]) + win - now), 2, 0}
+      end
+      redis.call('ZADD', KEYS[1], now, ARGV[3])
+      redis.call('PEXPIRE', KEYS[1], win + 1000)
+    end
+    if want and maxs > 0 then
+      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[7]), ARGV[6])
+      redis.call('ZREM', KEYS[4], ARGV[8])
+      redis.call('ZREM', KEYS[5], ARGV[8])
+    end
+    return {1, 0, 0, 0}
+    """
+
+    /// KEYS: clients (score: last heartbeat), client ids (score 0, so ranks go by id and stay
+    /// put between heartbeats), slots. ARGV: id, client ttl, n, n pairs (lease, hold), releases.
+    private static let heartbeatScript = """
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    redis.call('ZADD', KEYS[1], now, ARGV[1])
+    redis.call('ZADD', KEYS[2], 0, ARGV[1])
+    local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+    for _, id in ipairs(gone) do
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[2], id)
+    end
+    local n = tonumber(ARGV[3])
+    for i = 0, n - 1 do
+      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5 + 2 * i]), ARGV[4 + 2 * i])
+    end
+    for i = 4 + 2 * n, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+    return {redis.call('ZCARD', KEYS[2]), redis.call('ZRANK', KEYS[2], ARGV[1]) or 0}
+    """
+
+    private func ms(_ seconds: Double) -> String {
+        String(Int(min(max(0, seconds), 86_400 * 30) * 1000))
+    }
+
+    private func grant(now: Double, slot: Lease?) -> Grant {
+        requestSeq += 1
+        let releases = pendingReleases
+        var args = [String(requestsPerWindow), ms(window), clientID + ":r" + String(requestSeq),
+                    slot == nil ? "0" : "1", String(maxSlots), slot?.member ?? "", ms(slot?.hold ?? 0),
+                    clientID, ms(heartbeat * 4)]
+        args += releases
+        guard let r = call(now, { try $0.eval(SharedBudget.grantScript,
+                                              keys: [key("rate"), key("pause"), key("slots"), key("queue"),
+                                                     key("seen"), key("seq")], args: args) }) else { return .unreachable }
+        guard let a = r.array, a.count >= 3, let ok = a[0].integer, let wait = a[1].integer, let why = a[2].integer else {
+            unexpected(now, r)
+            return .unreachable
+        }
+        pendingReleases.removeFirst(releases.count)
+        if ok == 1 { return .granted }
+        let w = Double(max(1, min(wait, 86_400_000))) / 1000
+        switch why {
+        case 1: pausedUntil = max(pausedUntil, now + w)
+        case 2: rateNotBefore = now + w
+        default: slotNotBefore = now + heartbeat
+        }
+        return .refused
+    }
+
+    private func sendHeartbeat(_ now: Double) {
+        var args = [clientID, ms(heartbeat * 5), String(leases.count)]
+        for l in leases.values { args += [l.member, ms(l.hold)] }
+        let releases = pendingReleases
+        args += releases
+        guard let r = call(now, { try $0.eval(SharedBudget.heartbeatScript, keys: [key("clients"), key("clientids"), key("slots")], args: args) })
+        else { return }
+        guard let a = r.array, a.count == 2, let live = a[0].integer, let me = a[1].integer else {
+            unexpected(now, r)
+            return
+        }
+        pendingReleases.removeFirst(releases.count)
+        liveClients = Int(max(1, min(live, 1_000_000)))
+        rank = Int(max(0, min(me, 1_000_000)))
+    }
+
+    /// Runs one Redis operation; on failure switches to the local fallback (logged once).
+    private func call(_ now: Double, _ op: (RedisConnection) throws -> RedisValue) -> RedisValue? {
+        if conn == nil {
+            if down && now < nextReconnect { return nil }
+            do {
+                conn = try RedisConnection(url, timeoutMs: timeoutMs)
+            } catch let e as ApixoError {
+                goDown(now, e.message)
+                return nil
+            } catch {
+                goDown(now, "\(error)")
+                return nil
+            }
+        }
+        do {
+            let r = try op(conn!)
+            if case .error(let e) = r {
+                dropConnection()
+                goDown(now, "redis \(url.display): \(String(e.prefix(200)))")
+                return nil
+            }
+            if down {
+                down = false
+                logger.log(.warn, "shared budget: redis \(url.display) is reachable again; back on the shared budget")
+                rateNotBefore = 0
+                slotNotBefore = 0
+            }
+            return r
+        } catch let e as ApixoError {
+            dropConnection()
+            goDown(now, e.message)
+        } catch {
+            dropConnection()
+            goDown(now, "\(error)")
+        }
+        return nil
+    }
+
+    /// A reply of the wrong shape: treated like an outage (never trusted, never retried in a loop).
+    private func unexpected(_ now: Double, _ r: RedisValue) {
+        dropConnection()
+        goDown(now, "redis \(url.display): unexpected reply to a budget script")
+    }
+
+    private func dropConnection() {
+        completedRoundTrips += conn?.roundTrips ?? 0
+        conn?.close()
+        conn = nil
+    }
+
+    private func goDown(_ now: Double, _ why: String) {
+        nextReconnect = now + max(heartbeat, 0.5)
+        guard !down else { return }
+        down = true
+        logger.log(.warn, "shared budget: \(why); going on with a local share of the limits " +
+                   "(\(localShare(of: requestsPerWindow)) requests, \(localShare(of: maxSlots)) slots of \(liveClients) live clients)")
+    }
+
+    // MARK: the local fallback
+
+    /// True while Redis is down (and not yet due for another try).
+    private func isLocal(_ now: Double) -> Bool {
+        guard down else { return false }
+        if now >= nextReconnect {
+            // Probe: a heartbeat reconnects and, on success, clears `down`.
+            nextHeartbeat = now + heartbeat
+            sendHeartbeat(now)
+        }
+        return down
+    }
+
+    /// This client's share of `limit` among the live clients, by rank: the shares of all the
+    /// live clients add up to the limit exactly, so every client falling back at once stays
+    /// inside the account's limits. 0 (no limit) stays 0.
+    private func localShare(of limit: Int) -> Int {
+        guard limit > 0 else { return 0 }
+        let n = max(1, liveClients)
+        return limit / n + (rank < limit % n ? 1 : 0)
+    }
+
+    private func localWindowFull(_ now: Double) -> Double? {
+        guard requestsPerWindow > 0 else { return nil }
+        let share = localShare(of: requestsPerWindow)
+        expireSends(now)
+        let used = sends.count - sendsHead
+        guard used >= share else { return nil }
+        if share == 0 { return now + heartbeat }
+        return sends[sendsHead + (used - share)] + window
+    }
+
+    private func recordSend(_ now: Double) {
+        sends.append(now)
+        expireSends(now)
+    }
+
+    private func expireSends(_ now: Double) {
+        while sendsHead < sends.count, sends[sendsHead] + window <= now { sendsHead += 1 }
+        if sendsHead > 64, sendsHead * 2 > sends.count {
+            sends.removeFirst(sendsHead)
+            sendsHead = 0
+        }
+    }
+}
