@@ -250,6 +250,35 @@ apixo_code apixo_options_set_limits(apixo_options *opts, int requests_per_minute
                                     int max_concurrent_tasks);
 
 /*
+ * Shares the account's budget (the limits of apixo_options_set_limits) with
+ * every client that uses the same Redis and namespace, in this process, in
+ * other processes and on other machines, so that N workers on one API key
+ * together stay inside the account's limits instead of each budgeting for
+ * itself. `url` is "redis://[:password@]host[:port][/db]" or "unix:///path"
+ * (optionally "?db=N"); NULL turns sharing off (env APIXO_SHARED_BUDGET is then
+ * used when set, else the budget is local). `ns` is the key prefix in Redis (1
+ * to 128 printable characters, no spaces); NULL derives one from a SHA-256 of
+ * the API key, so clients of one account share and the key itself never goes
+ * to Redis. Both are copied.
+ * What is shared: the request window (every API request takes a token from one
+ * sliding window, kept with Redis's clock by an atomic Lua script) and the
+ * concurrency slots (leases that the holder renews while it tracks the task;
+ * the leases of a process that dies expire, never before its tasks could have
+ * ended on the server). Waiting clients take freed slots in FIFO order. At most
+ * one Redis round trip per API request, plus a heartbeat per client every
+ * second (scaled by the time scale). Every Redis call is bounded (250 ms);
+ * when Redis is unreachable or slow the client goes on with its fair share of
+ * the limits (the limits divided among the live clients it last saw), logs
+ * that once at APIXO_LOG_WARN, and returns to the shared budget when Redis
+ * answers again: no call fails because Redis is down. The journal stays per
+ * client; resumed tasks take their slots from the shared budget.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL; a URL of another form; a bad
+ * namespace). An unreachable Redis is not an error here nor in
+ * apixo_client_new.
+ */
+apixo_code apixo_options_set_shared_budget(apixo_options *opts, const char *url, const char *ns);
+
+/*
  * Multiplies every built-in time assumption (the 60 s rate window, the
  * expected generation time before the first poll, poll spacing, backoff);
  * 1.0 in production, e.g. 0.01 against a simulator started with

@@ -28,6 +28,11 @@ public struct ClientOptions {
     /// Where callbacks and log lines run: on the client's dispatcher thread (default) or on
     /// the host's own thread, from a queue (`Client.eventFD`, `dispatch`, `nextEvent`).
     public var delivery = DeliveryMode.thread
+    /// A Redis URL for a budget shared with every client on the same URL and namespace
+    /// (other processes, other machines); nil: env APIXO_SHARED_BUDGET, else a local budget.
+    public private(set) var sharedBudgetURL: String?
+    /// The shared budget's key prefix; nil: derived from a hash of the API key.
+    public private(set) var sharedBudgetNamespace: String?
 
     public init() {}
 
@@ -59,6 +64,20 @@ public struct ClientOptions {
     public mutating func setMaxDownloadBytes(_ n: Int64) throws {
         guard n > 0 else { throw ApixoError(.invalidArgument, "max_download_bytes must be greater than 0") }
         maxDownloadBytes = n
+    }
+
+    /// Shares the account's budget through Redis (`redis://[:password@]host[:port][/db]` or
+    /// `unix:///path`); nil turns it off. The namespace (1 to 128 printable characters, no
+    /// spaces) defaults to one derived from a hash of the API key.
+    public mutating func setSharedBudget(url: String?, namespace: String? = nil) throws {
+        if let url { _ = try RedisURL.parse(url) }
+        if let ns = namespace {
+            guard !ns.isEmpty, ns.utf8.count <= 128, !ns.utf8.contains(where: { $0 <= 32 || $0 == 127 }) else {
+                throw ApixoError(.invalidArgument, "shared budget namespace must be 1 to 128 printable characters without spaces")
+            }
+        }
+        sharedBudgetURL = url
+        sharedBudgetNamespace = url == nil ? nil : namespace
     }
 
     public mutating func setBaseURL(_ url: String) throws {

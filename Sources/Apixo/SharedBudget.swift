@@ -34,6 +34,15 @@ final class SharedBudget: Budget {
     private var nextReconnect = 0.0
     private var liveClients = 1
     private var rank = 0
+    /// What the last heartbeat saw of all the clients: slots held, requests in the window.
+    private var seenSlots = 0
+    private var seenRequests = 0
+    /// Taken when Redis went away: until `graceUntil` the tasks and requests of before the
+    /// outage may still count on the server, so each client keeps to what it held then plus
+    /// its share of what was free then; the allowances of all the clients add up to the limits.
+    private var slotAllowance = 0
+    private var requestAllowance = 0
+    private var graceUntil = 0.0
     private var nextHeartbeat = 0.0
     private var leaseSeq: UInt64 = 0
     private var requestSeq: UInt64 = 0
@@ -131,7 +140,7 @@ final class SharedBudget: Budget {
     func slotAvailable(now: Double) -> Bool {
         lastNow = max(lastNow, now)
         if maxSlots == 0 { return true }
-        if isLocal(now) { return leases.count < localShare(of: maxSlots) }
+        if isLocal(now) { return leases.count < localSlots(now) }
         return now >= slotNotBefore
     }
 
@@ -145,7 +154,7 @@ final class SharedBudget: Budget {
             return lease
         }
         if isLocal(now) {
-            guard leases.count < localShare(of: maxSlots), nextRequestTime(now: now) <= now else { return nil }
+            guard leases.count < localSlots(now), nextRequestTime(now: now) <= now else { return nil }
             recordSend(now)
             prefetchedToken = true
             leases[lease] = held
@@ -245,7 +254,9 @@ final class SharedBudget: Budget {
     """
 
     /// KEYS: clients (score: last heartbeat), client ids (score 0, so ranks go by id and stay
-    /// put between heartbeats), slots. ARGV: id, client ttl, n, n pairs (lease, hold), releases.
+    /// put between heartbeats), slots, rate. ARGV: id, client ttl, window, n, n pairs (lease,
+    /// hold), releases. Returns live clients, this client's rank, slots held by all, requests
+    /// in the window of all: what the fallback needs to stay inside the limits.
     private static let heartbeatScript = """
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -256,13 +267,15 @@ final class SharedBudget: Budget {
       redis.call('ZREM', KEYS[1], id)
       redis.call('ZREM', KEYS[2], id)
     end
-    local n = tonumber(ARGV[3])
+    local n = tonumber(ARGV[4])
     for i = 0, n - 1 do
-      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5 + 2 * i]), ARGV[4 + 2 * i])
+      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6 + 2 * i]), ARGV[5 + 2 * i])
     end
-    for i = 4 + 2 * n, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
+    for i = 5 + 2 * n, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
     redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-    return {redis.call('ZCARD', KEYS[2]), redis.call('ZRANK', KEYS[2], ARGV[1]) or 0}
+    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]))
+    return {redis.call('ZCARD', KEYS[2]), redis.call('ZRANK', KEYS[2], ARGV[1]) or 0,
+            redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4])}
     """
 
     private func ms(_ seconds: Double) -> String {
@@ -295,19 +308,24 @@ final class SharedBudget: Budget {
     }
 
     private func sendHeartbeat(_ now: Double) {
-        var args = [clientID, ms(heartbeat * 5), String(leases.count)]
+        var args = [clientID, ms(heartbeat * 5), ms(window), String(leases.count)]
         for l in leases.values { args += [l.member, ms(l.hold)] }
         let releases = pendingReleases
         args += releases
-        guard let r = call(now, { try $0.eval(SharedBudget.heartbeatScript, keys: [key("clients"), key("clientids"), key("slots")], args: args) })
+        guard let r = call(now, { try $0.eval(SharedBudget.heartbeatScript,
+                                              keys: [key("clients"), key("clientids"), key("slots"), key("rate")],
+                                              args: args) })
         else { return }
-        guard let a = r.array, a.count == 2, let live = a[0].integer, let me = a[1].integer else {
+        guard let a = r.array, a.count == 4, let live = a[0].integer, let me = a[1].integer,
+              let slots = a[2].integer, let rate = a[3].integer else {
             unexpected(now, r)
             return
         }
         pendingReleases.removeFirst(releases.count)
         liveClients = Int(max(1, min(live, 1_000_000)))
         rank = Int(max(0, min(me, 1_000_000)))
+        seenSlots = Int(max(0, min(slots, 1_000_000)))
+        seenRequests = Int(max(0, min(rate, 1_000_000)))
     }
 
     /// Runs one Redis operation; on failure switches to the local fallback (logged once).
@@ -364,6 +382,11 @@ final class SharedBudget: Budget {
         nextReconnect = now + max(heartbeat, 0.5)
         guard !down else { return }
         down = true
+        graceUntil = now + max(minimumHold, window)
+        slotAllowance = min(localShare(of: maxSlots),
+                            leases.count + localShare(of: max(0, maxSlots - max(seenSlots, leases.count))))
+        requestAllowance = min(localShare(of: requestsPerWindow),
+                               requestsInWindow(now: now) + localShare(of: max(0, requestsPerWindow - max(seenRequests, requestsInWindow(now: now)))))
         logger.log(.warn, "shared budget: \(why); going on with a local share of the limits " +
                    "(\(localShare(of: requestsPerWindow)) requests, \(localShare(of: maxSlots)) slots of \(liveClients) live clients)")
     }
@@ -390,9 +413,13 @@ final class SharedBudget: Budget {
         return limit / n + (rank < limit % n ? 1 : 0)
     }
 
+    private func localSlots(_ now: Double) -> Int {
+        now < graceUntil ? slotAllowance : localShare(of: maxSlots)
+    }
+
     private func localWindowFull(_ now: Double) -> Double? {
         guard requestsPerWindow > 0 else { return nil }
-        let share = localShare(of: requestsPerWindow)
+        let share = now < graceUntil ? requestAllowance : localShare(of: requestsPerWindow)
         expireSends(now)
         let used = sends.count - sendsHead
         guard used >= share else { return nil }

@@ -101,3 +101,11 @@ public func apixo_options_set_delivery(_ o: OpaquePointer?, _ mode: Int32) -> In
         box.options.delivery = m
     }
 }
+
+@_cdecl("apixo_options_set_shared_budget")
+public func apixo_options_set_shared_budget(_ o: OpaquePointer?, _ url: UnsafePointer<CChar>?,
+                                            _ namespace: UnsafePointer<CChar>?) -> Int32 {
+    withOptions(o) { box in
+        try box.options.setSharedBudget(url: url.map { String(cString: $0) }, namespace: namespace.map { String(cString: $0) })
+    }
+}

@@ -637,6 +637,11 @@ apixo_options_set_journal = _declare(
     "apixo_code apixo_options_set_journal(apixo_options *opts, const char *path);",
     "apixo_options_set_journal", apixo_code, [apixo_options_p, c_char_p])
 
+# apixo_code apixo_options_set_shared_budget(apixo_options *opts, const char *url, const char *ns);
+apixo_options_set_shared_budget = _declare(
+    "apixo_code apixo_options_set_shared_budget(apixo_options *opts, const char *url, const char *ns);",
+    "apixo_options_set_shared_budget", apixo_code, [apixo_options_p, c_char_p, c_char_p])
+
 # apixo_code apixo_resume(apixo_client *c, apixo_task_callback cb, void *user_data);
 apixo_resume = _declare(
     "apixo_code apixo_resume(apixo_client *c, apixo_task_callback cb, void *user_data);",
