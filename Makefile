@@ -11,13 +11,13 @@ SWIFT       ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/s
 PYTHON      ?= python3
 CC          ?= cc
 VERSION     := $(shell sed -n 's/^\#define APIXO_VERSION_STRING "\(.*\)"/\1/p' include/apixo.h)
-SYS_PKGS    := libcurl4-openssl-dev libjansson-dev pkg-config valgrind
+SYS_PKGS    := libcurl4-openssl-dev libjansson-dev libhiredis-dev redis-server pkg-config valgrind
 RELEASE_DIR  = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
 CFLAGS_TEST := -std=c99 -Wall -Wextra -pedantic -Werror -g -O1 -D_POSIX_C_SOURCE=200809L
 LIB         := $(BUILD)/lib/libapixo.so
 
 .PHONY: all deps lib cli examples install uninstall test test-swift test-sim test-c test-python \
-        test-cli test-header test-abi test-case test-valgrind test-hosts demo bench clean
+        test-cli test-header test-abi test-case test-valgrind test-hosts test-redis demo bench clean
 
 all: lib cli examples
 
@@ -65,7 +65,7 @@ uninstall:
 	rm -f $(PREFIX)/lib/libapixo.so* $(PREFIX)/include/apixo.h $(PREFIX)/bin/apixo $(PREFIX)/lib/pkgconfig/apixo.pc
 
 # ---------------------------------------------------------------- tests
-test: deps test-case all test-header test-abi test-swift test-sim test-c test-python test-cli test-hosts test-valgrind
+test: deps test-case all test-header test-abi test-swift test-sim test-c test-python test-cli test-hosts test-redis test-valgrind
 	@echo "make test: all suites passed"
 
 test-header:
@@ -109,6 +109,17 @@ test-cli: all
 test-hosts: all
 	$(PYTHON) Tests/hosts/run.py
 
+# Many processes on one account (the shared budget): redis-server and the simulator of their
+# own, worker processes built from Tests/redis/worker.c.
+REDIS_WORKER := $(BUILD)/tests/redis_worker
+$(REDIS_WORKER): Tests/redis/worker.c $(BUILD)/.swift-release
+	mkdir -p $(BUILD)/tests
+	$(CC) $(CFLAGS_TEST) -I$(BUILD)/include $< -o $@ \
+	    $$(PKG_CONFIG_PATH=$(BUILD)/lib/pkgconfig pkg-config --libs apixo) -lpthread
+
+test-redis: $(REDIS_WORKER)
+	APIXO_REDIS_WORKER=$(REDIS_WORKER) $(PYTHON) -m pytest -q Tests/redis
+
 # The C tests again under valgrind: no definite leak, no invalid access (about a minute).
 test-valgrind: $(C_TESTS) $(C_TEST_HELPERS)
 	APIXO_SIM="$(CURDIR)/sim/apixo_sim.py" APIXO_VALGRIND=1 $(PYTHON) Tests/c/run.py $(C_TESTS)
@@ -118,8 +129,9 @@ demo: deps all
 	$(PYTHON) examples/run_with_sim.py -- $(BUILD)/examples/generate --out out "a cozy cyberpunk cafe at dusk"
 	@echo "images are in ./out"
 
-bench: deps all
+bench: deps all $(REDIS_WORKER)
 	$(PYTHON) bench/run.py
+	APIXO_REDIS_WORKER=$(REDIS_WORKER) $(PYTHON) bench/shared_budget.py
 
 clean:
 	rm -rf $(BUILD) .build

@@ -75,10 +75,22 @@ public final class Client {
         }
         logger = Logger(sink: opts.logger, minLevel: opts.logLevel, delivery: delivery)
         // A small margin over the documented window absorbs the trip to the server.
-        let budget = budget ?? LocalBudget(requestsPerWindow: opts.requestsPerMinute,
-                                           window: 60 * opts.timeScale * 1.05 + 0.02,
-                                           maxSlots: opts.maxConcurrentTasks)
-        scheduler = Scheduler(budget: budget, policy: policy ?? PollPlanner(scale: opts.timeScale),
+        let window = 60 * opts.timeScale * 1.05 + 0.02
+        let shared = opts.sharedBudgetURL ?? ClientOptions.environment("APIXO_SHARED_BUDGET")
+        let chosen: Budget
+        if let budget {
+            chosen = budget
+        } else if let shared {
+            let url = try RedisURL.parse(shared)
+            let ns = opts.sharedBudgetNamespace ?? SharedBudget.defaultNamespace(apiKey: key)
+            chosen = SharedBudget(url: url, namespace: ns, requestsPerWindow: opts.requestsPerMinute, window: window,
+                                  maxSlots: opts.maxConcurrentTasks, scale: opts.timeScale, logger: logger)
+            logger.log(.info, "shared budget: \(url.display), namespace \(ns)")
+        } else {
+            chosen = LocalBudget(requestsPerWindow: opts.requestsPerMinute, window: window,
+                                 maxSlots: opts.maxConcurrentTasks)
+        }
+        scheduler = Scheduler(budget: chosen, policy: policy ?? PollPlanner(scale: opts.timeScale),
                               maxRetries: opts.maxRetries, scale: opts.timeScale)
         engine = try Engine(caFile: opts.caFile, clock: clock)
         if let path = opts.journalPath {

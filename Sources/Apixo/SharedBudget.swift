@@ -43,6 +43,8 @@ final class SharedBudget: Budget {
     private var slotAllowance = 0
     private var requestAllowance = 0
     private var graceUntil = 0.0
+    /// Just back from an outage: the shared grants and the local allowance both apply.
+    private var settleUntil = 0.0
     private var nextHeartbeat = 0.0
     private var leaseSeq: UInt64 = 0
     private var requestSeq: UInt64 = 0
@@ -95,11 +97,10 @@ final class SharedBudget: Budget {
     func nextRequestTime(now: Double) -> Double {
         lastNow = max(lastNow, now)
         var t = max(now, pausedUntil)
-        if isLocal(now) {
+        if isLocal(now) || now < settleUntil {
             if let w = localWindowFull(now) { t = max(t, w) }
-        } else {
-            t = max(t, rateNotBefore)
         }
+        if !down { t = max(t, rateNotBefore) }
         return t
     }
 
@@ -141,7 +142,7 @@ final class SharedBudget: Budget {
         lastNow = max(lastNow, now)
         if maxSlots == 0 { return true }
         if isLocal(now) { return leases.count < localSlots(now) }
-        return now >= slotNotBefore
+        return now >= slotNotBefore && (now >= settleUntil || leases.count < localSlots(now))
     }
 
     func takeSlot(now: Double, hold: Double) -> SlotLease? {
@@ -160,7 +161,8 @@ final class SharedBudget: Budget {
             leases[lease] = held
             return lease
         }
-        guard now >= slotNotBefore, now >= rateNotBefore, now >= pausedUntil else { return nil }
+        guard now >= slotNotBefore, nextRequestTime(now: now) <= now,
+              now >= settleUntil || leases.count < localSlots(now) else { return nil }
         switch grant(now: now, slot: held) {
         case .granted:
             recordSend(now)
@@ -172,6 +174,17 @@ final class SharedBudget: Budget {
         case .unreachable:
             return takeSlot(now: now, hold: hold)
         }
+    }
+
+    /// A task already running on the server: counted at once, without asking (the next
+    /// heartbeat, brought forward, registers its lease in Redis).
+    func claimSlot(now: Double, hold: Double) -> SlotLease {
+        lastNow = max(lastNow, now)
+        leaseSeq += 1
+        let lease = SlotLease(id: leaseSeq)
+        leases[lease] = Lease(member: clientID + ":" + String(leaseSeq), hold: max(hold, minimumHold))
+        nextHeartbeat = min(nextHeartbeat, now)
+        return lease
     }
 
     func renew(_ lease: SlotLease, now: Double, hold: Double) {
@@ -204,7 +217,9 @@ final class SharedBudget: Budget {
             if down && now < nextReconnect { return min(nextHeartbeat, nextReconnect) }
             sendHeartbeat(now)
         }
-        return down ? min(nextHeartbeat, nextReconnect) : nextHeartbeat
+        if down { return min(nextHeartbeat, nextReconnect) }
+        // A submit refused a slot asks again then.
+        return slotNotBefore > now ? min(nextHeartbeat, slotNotBefore) : nextHeartbeat
     }
 
     // MARK: Redis
@@ -216,7 +231,7 @@ final class SharedBudget: Budget {
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     for i = 10, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
     local pttl = redis.call('PTTL', KEYS[2])
-    if pttl > 0 then return {0, pttl, 1, 0} end
+    if pttl > 0 then return {0, pttl, 1, redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[1])} end
     local want = ARGV[4] == '1'
     local maxs = tonumber(ARGV[5])
     if want and maxs > 0 then
@@ -232,7 +247,7 @@ final class SharedBudget: Budget {
       redis.call('ZADD', KEYS[5], now, ARGV[8])
       local free = maxs - redis.call('ZCARD', KEYS[3])
       local rank = redis.call('ZRANK', KEYS[4], ARGV[8])
-      if rank >= free then return {0, -1, 3, rank} end
+      if rank >= free then return {0, -1, 3, redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[1])} end
     end
     local cap = tonumber(ARGV[1])
     local win = tonumber(ARGV[2])
@@ -240,7 +255,7 @@ final class SharedBudget: Budget {
       redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
       if redis.call('ZCARD', KEYS[1]) >= cap then
         local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-        return {0, math.max(1, tonumber(oldest[2]) + win - now), 2, 0}
+        return {0, math.max(1, tonumber(oldest[2]) + win - now), 2, redis.call('ZCARD', KEYS[3]), cap}
       end
       redis.call('ZADD', KEYS[1], now, ARGV[3])
       redis.call('PEXPIRE', KEYS[1], win + 1000)
@@ -250,13 +265,15 @@ final class SharedBudget: Budget {
       redis.call('ZREM', KEYS[4], ARGV[8])
       redis.call('ZREM', KEYS[5], ARGV[8])
     end
-    return {1, 0, 0, 0}
+    return {1, 0, 0, redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[1])}
     """
 
     /// KEYS: clients (score: last heartbeat), client ids (score 0, so ranks go by id and stay
-    /// put between heartbeats), slots, rate. ARGV: id, client ttl, window, n, n pairs (lease,
-    /// hold), releases. Returns live clients, this client's rank, slots held by all, requests
-    /// in the window of all: what the fallback needs to stay inside the limits.
+    /// put between heartbeats), slots, rate. ARGV: id, client ttl, window, n, m, n pairs (lease,
+    /// hold), m ages of this client's requests still in the window (restored after an outage:
+    /// a restarted Redis knows nothing of them, the server still counts them), releases.
+    /// Returns live clients, this client's rank, slots held by all, requests in the window of
+    /// all: what the fallback needs to stay inside the limits.
     private static let heartbeatScript = """
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -268,10 +285,15 @@ final class SharedBudget: Budget {
       redis.call('ZREM', KEYS[2], id)
     end
     local n = tonumber(ARGV[4])
+    local m = tonumber(ARGV[5])
     for i = 0, n - 1 do
-      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6 + 2 * i]), ARGV[5 + 2 * i])
+      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[7 + 2 * i]), ARGV[6 + 2 * i])
     end
-    for i = 5 + 2 * n, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
+    for i = 0, m - 1 do
+      redis.call('ZADD', KEYS[4], now - tonumber(ARGV[6 + 2 * n + i]), ARGV[1] .. ':restored:' .. i)
+    end
+    if m > 0 then redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[3]) + 1000) end
+    for i = 6 + 2 * n + m, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
     redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
     redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]))
     return {redis.call('ZCARD', KEYS[2]), redis.call('ZRANK', KEYS[2], ARGV[1]) or 0,
@@ -292,11 +314,15 @@ final class SharedBudget: Budget {
         guard let r = call(now, { try $0.eval(SharedBudget.grantScript,
                                               keys: [key("rate"), key("pause"), key("slots"), key("queue"),
                                                      key("seen"), key("seq")], args: args) }) else { return .unreachable }
-        guard let a = r.array, a.count >= 3, let ok = a[0].integer, let wait = a[1].integer, let why = a[2].integer else {
+        guard let a = r.array, a.count == 5, let ok = a[0].integer, let wait = a[1].integer, let why = a[2].integer,
+              let slots = a[3].integer, let requests = a[4].integer else {
             unexpected(now, r)
             return .unreachable
         }
         pendingReleases.removeFirst(releases.count)
+        // The freshest view of all the clients, for the allowances of an outage.
+        seenSlots = Int(max(0, min(slots, 1_000_000)))
+        seenRequests = Int(max(0, min(requests, 1_000_000)))
         if ok == 1 { return .granted }
         let w = Double(max(1, min(wait, 86_400_000))) / 1000
         switch why {
@@ -308,8 +334,11 @@ final class SharedBudget: Budget {
     }
 
     private func sendHeartbeat(_ now: Double) {
-        var args = [clientID, ms(heartbeat * 5), ms(window), String(leases.count)]
+        // A probe after an outage restores this client's requests still in the window.
+        let restore: [Double] = down ? Array(sends[sendsHead...]).filter { $0 + window > now } : []
+        var args = [clientID, ms(heartbeat * 5), ms(window), String(leases.count), String(restore.count)]
         for l in leases.values { args += [l.member, ms(l.hold)] }
+        args += restore.map { ms(now - $0) }
         let releases = pendingReleases
         args += releases
         guard let r = call(now, { try $0.eval(SharedBudget.heartbeatScript,
@@ -351,6 +380,9 @@ final class SharedBudget: Budget {
             }
             if down {
                 down = false
+                // The other clients come back within a heartbeat or two: until they have,
+                // this client keeps to its local allowance as well.
+                settleUntil = now + 2 * heartbeat
                 logger.log(.warn, "shared budget: redis \(url.display) is reachable again; back on the shared budget")
                 rateNotBefore = 0
                 slotNotBefore = 0
@@ -379,7 +411,7 @@ final class SharedBudget: Budget {
     }
 
     private func goDown(_ now: Double, _ why: String) {
-        nextReconnect = now + max(heartbeat, 0.5)
+        nextReconnect = now + heartbeat
         guard !down else { return }
         down = true
         graceUntil = now + max(minimumHold, window)
