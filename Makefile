@@ -16,10 +16,10 @@ RELEASE_DIR  = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
 CFLAGS_TEST := -std=c99 -Wall -Wextra -pedantic -Werror -g -O1 -D_POSIX_C_SOURCE=200809L
 LIB         := $(BUILD)/lib/libapixo.so
 
-.PHONY: all deps lib cli examples install uninstall test test-swift test-sim test-c test-python \
+.PHONY: all deps lib cli cdef examples install uninstall test test-swift test-sim test-c test-python \
         test-cli test-header test-abi test-case test-valgrind test-hosts test-redis demo bench clean
 
-all: lib cli examples
+all: lib cli examples cdef
 
 # Installs the system packages the build needs when they are missing (root or sudo).
 deps:
@@ -43,6 +43,12 @@ $(BUILD)/.swift-release: Package.swift $(shell find Sources -type f) include/api
 
 lib cli: $(BUILD)/.swift-release
 
+# The header without directives or comments, for cffi's and LuaJIT's ffi.cdef.
+cdef: $(BUILD)/include/apixo_cdef.h
+$(BUILD)/include/apixo_cdef.h: include/apixo.h tools/cdef.py
+	mkdir -p $(BUILD)/include
+	$(PYTHON) tools/cdef.py include/apixo.h $@
+
 EXAMPLES := $(BUILD)/examples/generate $(BUILD)/examples/callbacks
 examples: $(EXAMPLES)
 $(BUILD)/examples/%: examples/c/%.c $(BUILD)/.swift-release
@@ -56,21 +62,23 @@ install: all
 	ln -sf libapixo.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libapixo.so.0
 	ln -sf libapixo.so.0 $(DESTDIR)$(PREFIX)/lib/libapixo.so
 	install -m 644 include/apixo.h $(DESTDIR)$(PREFIX)/include/apixo.h
+	install -m 644 $(BUILD)/include/apixo_cdef.h $(DESTDIR)$(PREFIX)/include/apixo_cdef.h
 	install -m 755 $(BUILD)/bin/apixo $(DESTDIR)$(PREFIX)/bin/apixo
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PREFIX)/lib|' -e 's|@INCLUDEDIR@|$(PREFIX)/include|' \
 	    -e 's|@VERSION@|$(VERSION)|' apixo.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/apixo.pc
 	-ldconfig 2>/dev/null || true
 
 uninstall:
-	rm -f $(PREFIX)/lib/libapixo.so* $(PREFIX)/include/apixo.h $(PREFIX)/bin/apixo $(PREFIX)/lib/pkgconfig/apixo.pc
+	rm -f $(PREFIX)/lib/libapixo.so* $(PREFIX)/include/apixo.h $(PREFIX)/include/apixo_cdef.h $(PREFIX)/bin/apixo $(PREFIX)/lib/pkgconfig/apixo.pc
 
 # ---------------------------------------------------------------- tests
 test: deps test-case all test-header test-abi test-swift test-sim test-c test-python test-cli test-hosts test-redis test-valgrind
 	@echo "make test: all suites passed"
 
-test-header:
+test-header: all
 	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -fsyntax-only -x c include/apixo.h
 	g++ -Wall -Wextra -Werror -fsyntax-only -x c++ include/apixo.h
+	$(PYTHON) Tests/abi/cdef_check.py $(BUILD)
 
 # No two paths that differ only in case (they would be one path on macOS and Windows).
 test-case:

@@ -61,6 +61,12 @@
  *     pins it; it is not a value any function takes or returns). Values are
  *     never renumbered: the C contract only grows.
  *   - Durations are milliseconds; times are Unix milliseconds.
+ *   - For FFIs that parse declarations (cffi's and LuaJIT's ffi.cdef),
+ *     `make` writes apixo_cdef.h beside this header (installed with it): the
+ *     same declarations without comments or preprocessor lines. There the
+ *     integer macros (APIXO_LOG_*, APIXO_VERSION_MAJOR/MINOR/PATCH) are
+ *     anonymous enum members and APIXO_VERSION_STRING is dropped (call
+ *     apixo_version()).
  *
  * MINIMAL USAGE
  *

@@ -44,6 +44,7 @@ if out=$(env -u LD_LIBRARY_PATH "$tmp/app"); then ok "installed app runs without
 if ldd "$tmp/app" | grep -q "$tmp/prefix/lib/libapixo.so.0"; then ok "resolves the installed libapixo.so.0"; else bad "resolved another libapixo: $(ldd "$tmp/app" | grep apixo)"; fi
 [ -x "$tmp/prefix/bin/apixo" ] && ok "installs bin/apixo" || bad "bin/apixo not installed"
 [ -f "$tmp/prefix/include/apixo.h" ] && ok "installs include/apixo.h" || bad "header not installed"
+[ -f "$tmp/prefix/include/apixo_cdef.h" ] && ok "installs include/apixo_cdef.h" || bad "apixo_cdef.h not installed"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
