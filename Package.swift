@@ -23,7 +23,9 @@ let package = Package(
                        providers: [.apt(["libjansson-dev"])]),
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis",
                        providers: [.apt(["libhiredis-dev"])]),
-        .target(name: "Apixo", dependencies: ["CCurl", "CJansson", "CHiredis"]),
+        // fork() safety: a pthread_atfork handler and a constructor (C, see fork.c).
+        .target(name: "CApixoFork"),
+        .target(name: "Apixo", dependencies: ["CCurl", "CJansson", "CHiredis", "CApixoFork"]),
         .target(name: "ApixoC", dependencies: ["Apixo"],
                 exclude: ["apixo.map"],
                 linkerSettings: [

@@ -392,10 +392,15 @@ apixo_code apixo_client_new(const apixo_options *opts, apixo_client **out);
  * be used once it has returned. NULL does nothing.
  * Must not be called from inside a callback or logger of this client (it
  * would wait for itself).
+ * In a child of fork() (see "Fork" below) it returns at once and frees
+ * nothing: the parent's client is leaked in the child on purpose (its locks may
+ * be held by threads that do not exist there, its curl state shares sockets
+ * with the parent); the parent's own client is untouched.
  */
 void apixo_client_free(apixo_client *client);
 
 /*
+<<<<<<< HEAD
  * What the client's budget looks like right now, one consistent reading taken
  * on the engine thread (waits at most 5 s for it: a client that is closing may
  * take that long and read as zeros except pending callbacks). Each out-parameter
@@ -411,6 +416,32 @@ void apixo_client_free(apixo_client *client);
 apixo_code apixo_client_stats(apixo_client *c, int64_t *queued_submits, int64_t *slots_in_use,
                               int64_t *tracked_tasks, int64_t *requests_in_window,
                               int64_t *pending_callbacks);
+=======
+ * Fork. A client belongs to the process that created it. In a child of fork()
+ * every call on a client created before the fork returns APIXO_ERR_CLOSED at
+ * once with the message "client created in another process; create one after
+ * fork", without touching the parent's threads, locks or sockets (the check is
+ * one load of a counter that a pthread_atfork child handler bumps); pending
+ * callbacks of it never fire in the child. A child that needs the API creates
+ * its own client (pre-fork servers: in the worker's post-fork hook, or lazily
+ * at first use); that works every time, also while the parent's clients are
+ * busy. Around fork() the library (its pthread_atfork handlers, installed when
+ * it is loaded):
+ *   - waits, at most 2 s, until no engine thread of the process is inside its
+ *     work (the engines' idle point is their poll), so the child never inherits
+ *     a lock of libcurl, OpenSSL or the Swift runtime taken halfway;
+ *   - clears, in the child, the thread id that the Swift runtime's once-lock
+ *     caches per thread. fork() copies the forking thread's cache, so the
+ *     child's main thread would take once-locks (futex words that name their
+ *     owner) under the parent's thread id; when one of the child's own library
+ *     threads then queues on such a lock (FUTEX_LOCK_PI), the unlock
+ *     (FUTEX_UNLOCK_PI) is refused by the kernel (EPERM: the word names another
+ *     thread) and retried forever, a livelock at 100% CPU.
+ * A fork from inside a callback or logger of a client is allowed (the child
+ * gets the same rules). vfork()/posix_spawn() children that exec at once are
+ * not concerned.
+ */
+>>>>>>> a8e340c (Fork: a client answers CLOSED in a forked child; children's own clients never livelock)
 
 /* =========================================================================
  * Requests

@@ -11,6 +11,7 @@ extension Client {
     /// Downloads every result of a successful task into `dir` (created if missing) as
     /// `<taskId>-<n>.<ext>`, n from 1. Returns the paths.
     public func downloadResults(_ task: TaskSnapshot, to dir: String) throws -> [String] {
+        try checkProcess()
         guard !task.id.isEmpty, !task.id.contains("/") else {
             throw ApixoError(.invalidArgument, "task has no usable id")
         }

@@ -1,3 +1,4 @@
+import CApixoFork
 import Glibc
 
 /// What ended a tracked task for one listener.
@@ -5,6 +6,12 @@ public struct Outcome {
     public let code: ApixoCode
     public let task: TaskSnapshot?
     public let message: String
+}
+
+/// What a client dropped in a forked child leaves behind, never freed (see `Client.deinit`).
+private final class ForkLeftovers {
+    let parts: [Any?]
+    init(_ parts: [Any?]) { self.parts = parts }
 }
 
 /// A completion callback: code, last snapshot (nil when none exists) and a one-line message
@@ -25,6 +32,8 @@ public final class Client {
     let delivery: Delivery
     let clock: Clock
     var journal: Journal?
+    /// The process generation the client was created in (Sources/CApixoFork/fork.c).
+    let generation = apx_fork_generation()
 
     // Shared state (under `stateLock`).
     private let stateLock = Mutex()
@@ -102,13 +111,30 @@ public final class Client {
     }
 
     deinit {
+        if inForkedChild {
+            // Leaked on purpose: locks and condition variables in there may be held or waited
+            // on by threads of the parent (destroying them could block), and the engine's curl
+            // state shares sockets with the parent. Only this object's own memory is freed.
+            let parts: [Any?] = [engine, delivery, ledger, stateLock, journal, scheduler, oneOffs, recentDone, pumpTimer]
+            _ = Unmanaged.passRetained(ForkLeftovers(parts))
+            return
+        }
         close()
     }
+
+    /// Whether this call runs in a child of fork() of the process that created the client.
+    /// There the client's threads do not exist: every call answers `.closed` at once and
+    /// touches nothing of the parent's (no lock, no socket).
+    public var inForkedChild: Bool { apx_fork_generation() != generation }
+
+    static let forkedMessage = "client created in another process; create one after fork"
 
     /// Stops the client: every pending callback fires with `.closed` (in the queue delivery
     /// mode on the calling thread), blocked calls return `.closed`, the threads are joined.
     /// Safe to call twice; must not be called from a callback.
+    /// In a forked child it does nothing (see `inForkedChild`).
     public func close() {
+        if inForkedChild { return }
         let first = stateLock.with { () -> Bool in
             if closing { return false }
             closing = true
@@ -123,7 +149,13 @@ public final class Client {
 
     var isClosing: Bool { stateLock.with { closing } }
 
+    /// Throws `.closed` in a forked child; checked first by every entry point, before any lock.
+    func checkProcess() throws {
+        if inForkedChild { throw ApixoError(.closed, Client.forkedMessage) }
+    }
+
     func checkOpen() throws {
+        try checkProcess()
         if isClosing { throw ApixoError(.closed, "the client is closed") }
     }
 
@@ -215,6 +247,7 @@ public final class Client {
 
     /// Submits and waits with one overall deadline (`timeoutMs` < 0: none).
     public func generate(_ request: Request, timeoutMs: Int) throws -> TaskSnapshot {
+        try checkProcess()
         let deadline = timeoutMs < 0 ? nil : monotonicSeconds() + Double(timeoutMs) / 1000
         let id = try submit(request, queueDeadline: deadline)
         if let deadline, deadline <= monotonicSeconds() {
@@ -305,6 +338,9 @@ public final class Client {
     }
 
     public func stats() -> Stats {
+        if inForkedChild {
+            return Stats(queuedSubmits: 0, slotsInUse: 0, trackedTasks: 0, requestsInWindow: 0, pendingCallbacks: 0)
+        }
         let pending = pendingCallbackCount
         let w = Waiter<Stats>()
         engine.post { [self] in
@@ -334,6 +370,7 @@ public final class Client {
     /// In the queue delivery mode it runs waiting callbacks on the calling thread meanwhile
     /// (see `drainQueue`).
     public func drain(timeoutMs: Int) throws {
+        try checkProcess()
         if delivery.isDeliveryThread {
             throw ApixoError(.invalidArgument, "drain must not be called from a callback")
         }
@@ -344,5 +381,5 @@ public final class Client {
     }
 
     /// Number of callbacks registered and not yet fired.
-    public var pendingCallbackCount: Int { ledger.outstanding }
+    public var pendingCallbackCount: Int { inForkedChild ? 0 : ledger.outstanding }
 }

@@ -1,3 +1,4 @@
+import CApixoFork
 import CCurl
 import Glibc
 
@@ -188,6 +189,9 @@ final class Engine {
     }
 
     private func run() {
+        // fork() waits until no engine is between these two (Sources/CApixoFork/fork.c).
+        apx_engine_busy()
+        defer { apx_engine_idle() }
         while true {
             let work: [() -> Void]
             var stopping = false
@@ -222,7 +226,9 @@ final class Engine {
             if pending { waitMs = 0 }
             if waitMs > 0 {
                 var numfds: Int32 = 0
+                apx_engine_idle()
                 curl_multi_poll(multi, nil, 0, Int32(waitMs), &numfds)
+                apx_engine_busy()
             }
         }
     }

@@ -24,6 +24,8 @@ public func apixo_client_new(_ o: OpaquePointer?, _ out: UnsafeMutablePointer<Op
 @_cdecl("apixo_client_free")
 public func apixo_client_free(_ c: OpaquePointer?) {
     guard let c else { return }
+    // In a forked child the parent's client is left alone and leaked (see the header).
+    if Unmanaged<ClientBox>.fromOpaque(UnsafeRawPointer(c)).takeUnretainedValue().client.inForkedChild { return }
     let box = Unmanaged<ClientBox>.fromOpaque(UnsafeRawPointer(c)).takeRetainedValue()
     box.client.close()
 }
