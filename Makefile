@@ -17,7 +17,8 @@ CFLAGS_TEST := -std=c99 -Wall -Wextra -pedantic -Werror -g -O1 -D_POSIX_C_SOURCE
 LIB         := $(BUILD)/lib/libapixo.so
 
 .PHONY: all deps lib cli cdef examples install uninstall test test-swift test-sim test-c test-python \
-        test-cli test-header test-abi test-case test-valgrind test-hosts test-redis demo bench clean
+        test-cli test-header test-abi test-case test-valgrind test-hosts test-redis test-fork fuzz fuzz-build \
+        fuzz-ci demo bench clean
 
 all: lib cli examples cdef
 
@@ -72,7 +73,7 @@ uninstall:
 	rm -f $(PREFIX)/lib/libapixo.so* $(PREFIX)/include/apixo.h $(PREFIX)/include/apixo_cdef.h $(PREFIX)/bin/apixo $(PREFIX)/lib/pkgconfig/apixo.pc
 
 # ---------------------------------------------------------------- tests
-test: deps test-case all test-header test-abi test-swift test-sim test-c test-python test-cli test-hosts test-redis test-valgrind
+test: deps test-case all test-header test-abi test-swift test-sim test-c test-fork test-python test-cli test-hosts test-redis test-valgrind
 	@echo "make test: all suites passed"
 
 test-header: all
@@ -107,6 +108,10 @@ C_TEST_HELPERS := $(BUILD)/tests/journal_host
 test-c: $(C_TESTS) $(C_TEST_HELPERS)
 	APIXO_SIM="$(CURDIR)/sim/apixo_sim.py" $(PYTHON) Tests/c/run.py $(C_TESTS)
 
+# The Swift runtime's once-lock after fork(), with and without Sources/CApixoFork/fork.c.
+test-fork:
+	bash Tests/fork/run.sh
+
 test-python: all
 	cd bindings/python && APIXO_LIBRARY=$(LIB) $(PYTHON) -m pytest -q tests
 
@@ -131,6 +136,39 @@ test-redis: $(REDIS_WORKER)
 # The C tests again under valgrind: no definite leak, no invalid access (about a minute).
 test-valgrind: $(C_TESTS) $(C_TEST_HELPERS)
 	APIXO_SIM="$(CURDIR)/sim/apixo_sim.py" APIXO_VALGRIND=1 $(PYTHON) Tests/c/run.py $(C_TESTS)
+
+# ---------------------------------------------------------------- fuzzing (FUZZING.md)
+# libFuzzer targets in Fuzz/ over the Apixo sources, built with the toolchain's own clang and
+# compiler-rt (-sanitize=fuzzer,address); outside the SwiftPM package.
+FUZZ_TARGETS    := webhook answers journal
+FUZZ_BUILD      := $(BUILD)/fuzz
+FUZZ_SECONDS    ?= 600
+FUZZ_CI_SECONDS ?= 50
+SWIFTC          := $(dir $(SWIFT))swiftc
+TOOL_CLANG      := $(dir $(SWIFT))clang
+FUZZ_FLAGS      := -O -sanitize=fuzzer,address -ISources/CCurl -ISources/CJansson -ISources/CHiredis \
+                   -ISources/CApixoFork/include
+
+$(FUZZ_BUILD)/Apixo.o: $(wildcard Sources/Apixo/*.swift)
+	mkdir -p $(FUZZ_BUILD)
+	$(SWIFTC) -emit-module -emit-module-path $(FUZZ_BUILD)/Apixo.swiftmodule -emit-object -wmo \
+	    -parse-as-library -module-name Apixo -enable-testing $(FUZZ_FLAGS) $^ -o $@
+$(FUZZ_BUILD)/fork.o: Sources/CApixoFork/fork.c Sources/CApixoFork/include/apixo_fork.h
+	mkdir -p $(FUZZ_BUILD)
+	$(TOOL_CLANG) -c -O1 -g -fsanitize=address,fuzzer-no-link -ISources/CApixoFork/include $< -o $@
+$(FUZZ_BUILD)/%: Fuzz/%.swift $(FUZZ_BUILD)/Apixo.o $(FUZZ_BUILD)/fork.o
+	$(SWIFTC) -parse-as-library $(FUZZ_FLAGS) -use-ld=lld -I$(FUZZ_BUILD) $< $(FUZZ_BUILD)/Apixo.o \
+	    $(FUZZ_BUILD)/fork.o -lcurl -ljansson -lhiredis -o $@
+
+fuzz-build: $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
+
+# Each target for FUZZ_SECONDS (default 600) on its committed corpus, two at a time.
+fuzz: fuzz-build
+	bash Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The same, about 50 s each (part of make test).
+fuzz-ci: fuzz-build
+	bash Fuzz/run.sh $(FUZZ_CI_SECONDS) $(FUZZ_TARGETS)
 
 # ---------------------------------------------------------------- demo and bench
 demo: deps all

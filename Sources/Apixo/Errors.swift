@@ -1,3 +1,5 @@
+import CApixoFork
+
 /// The result codes of the C ABI (`apixo_code`). Values are part of the ABI: never renumbered.
 public enum ApixoCode: Int32, CaseIterable, Sendable {
     case ok = 0
@@ -75,8 +77,17 @@ public struct ApixoError: Error, CustomStringConvertible {
 
     public init(_ code: ApixoCode, _ message: String, task: TaskSnapshot? = nil) {
         self.code = code
-        self.message = message
+        self.message = ApixoError.oneLine(message)
         self.task = task
+    }
+
+    /// Messages quote what servers send (states, envelope messages, task ids): control
+    /// characters become spaces so a message stays one line (found by Fuzz/webhook.swift).
+    static func oneLine(_ s: String) -> String {
+        guard s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) else { return s }
+        var out = String.UnicodeScalarView()
+        for u in s.unicodeScalars { out.append(u.value < 0x20 || u.value == 0x7f ? " " : u) }
+        return String(out)
     }
 
     public var description: String { "\(code.name): \(message)" }
@@ -106,6 +117,12 @@ final class Logger {
 
     func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
         guard let sink, level >= minLevel else { return }
-        delivery.log(level, message(), sink)
+        let text = message()
+        // The thread mode runs the host's sink right here, and host code may wait for a lock
+        // its forking thread holds (Python's GIL): not while fork() waits for this thread
+        // (see Sources/CApixoFork/fork.c).
+        let out = apx_host_call_begin()
+        delivery.log(level, text, sink)
+        apx_host_call_end(out)
     }
 }

@@ -43,6 +43,19 @@ struct HTTPResult {
     /// Aborted by the client (shutdown).
     var aborted = false
 
+    /// Takes one raw header line as curl hands it over (status line or "Name: value\r\n").
+    mutating func addHeaderLine(_ raw: UnsafeRawBufferPointer) {
+        let line = String(decoding: raw, as: UTF8.self)
+        if line.hasPrefix("HTTP/") {
+            headers.removeAll()  // a new response (redirect or 100) starts
+            return
+        }
+        guard let colon = line.firstIndex(of: ":") else { return }
+        let name = line[..<colon].lowercased()
+        let value = line[line.index(after: colon)...].trimmingSpaces()
+        headers.append((name, value))
+    }
+
     func header(_ name: String) -> String? {
         let n = name.lowercased()
         return headers.last { $0.0 == n }?.1
@@ -165,15 +178,7 @@ final class Transfer {
 
     private func header(_ p: UnsafeRawPointer, _ n: Int) {
         receivedBytes += n
-        let line = String(decoding: UnsafeRawBufferPointer(start: p, count: n), as: UTF8.self)
-        if line.hasPrefix("HTTP/") {
-            result.headers.removeAll()  // a new response (redirect or 100) starts
-            return
-        }
-        guard let colon = line.firstIndex(of: ":") else { return }
-        let name = line[..<colon].lowercased()
-        let value = line[line.index(after: colon)...].trimmingSpaces()
-        result.headers.append((name, value))
+        result.addHeaderLine(UnsafeRawBufferPointer(start: p, count: n))
     }
 
     /// Fills in status and counters once curl is done with the handle.
