@@ -101,7 +101,7 @@ extension Client {
     /// The expected seconds from submit to completion for a model and resolution, as the
     /// client has learned it (the documented range before any observation), real time.
     public func expectedSeconds(model: String, resolution: String) -> Double {
-        if inForkedChild { return planner.estimate(model: model, resolution: resolution).mean }
+        if inForkedChild { return scheduler.policy.expectedDuration(key: pollKey(model: model, resolution: resolution)) }
         let w = Waiter<Double>()
         engine.post { [self] in w.fulfill(scheduler.policy.expectedDuration(key: pollKey(model: model, resolution: resolution))) }
         return w.wait(until: monotonicSeconds() + 5) ?? options.timeScale * 30
