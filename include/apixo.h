@@ -400,7 +400,6 @@ apixo_code apixo_client_new(const apixo_options *opts, apixo_client **out);
 void apixo_client_free(apixo_client *client);
 
 /*
-<<<<<<< HEAD
  * What the client's budget looks like right now, one consistent reading taken
  * on the engine thread (waits at most 5 s for it: a client that is closing may
  * take that long and read as zeros except pending callbacks). Each out-parameter
@@ -411,12 +410,14 @@ void apixo_client_free(apixo_client *client);
  *   requests_in_window  requests sent in the current rate window
  *   pending_callbacks   callbacks registered and not yet fired
  * Thread-safe; any thread, also inside a callback.
- * Errors: APIXO_ERR_INVALID_ARGUMENT (c NULL).
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (c NULL), APIXO_ERR_CLOSED (in a forked child,
+ * see "Fork").
  */
 apixo_code apixo_client_stats(apixo_client *c, int64_t *queued_submits, int64_t *slots_in_use,
                               int64_t *tracked_tasks, int64_t *requests_in_window,
                               int64_t *pending_callbacks);
-=======
+
+/*
  * Fork. A client belongs to the process that created it. In a child of fork()
  * every call on a client created before the fork returns APIXO_ERR_CLOSED at
  * once with the message "client created in another process; create one after
@@ -441,7 +442,6 @@ apixo_code apixo_client_stats(apixo_client *c, int64_t *queued_submits, int64_t 
  * gets the same rules). vfork()/posix_spawn() children that exec at once are
  * not concerned.
  */
->>>>>>> a8e340c (Fork: a client answers CLOSED in a forked child; children's own clients never livelock)
 
 /* =========================================================================
  * Requests

@@ -18,10 +18,12 @@ extension Client {
 
     /// The descriptor that is readable while an event waits (queue mode; nil in thread mode).
     /// Owned by the client: never read, write or close it; valid until the client is gone.
-    public var eventFD: Int32? { (delivery as? EventQueue)?.fd }
+    /// nil in a forked child: the descriptor is the parent's (reading it would take its wakeups).
+    public var eventFD: Int32? { inForkedChild ? nil : (delivery as? EventQueue)?.fd }
 
-    /// Log lines dropped because the queue already held its bound of them (queue mode; 0 otherwise).
-    public var logDropped: UInt64 { (delivery as? EventQueue)?.dropped ?? 0 }
+    /// Log lines dropped because the queue already held its bound of them (queue mode; 0 otherwise,
+    /// and in a forked child).
+    public var logDropped: UInt64 { inForkedChild ? 0 : (delivery as? EventQueue)?.dropped ?? 0 }
 
     private func eventQueue(_ what: String) throws -> EventQueue {
         try checkOpen()

@@ -127,7 +127,7 @@ public final class Client {
     /// touches nothing of the parent's (no lock, no socket).
     public var inForkedChild: Bool { apx_fork_generation() != generation }
 
-    static let forkedMessage = "client created in another process; create one after fork"
+    public static let forkedMessage = "client created in another process; create one after fork"
 
     /// Stops the client: every pending callback fires with `.closed` (in the queue delivery
     /// mode on the calling thread), blocked calls return `.closed`, the threads are joined.

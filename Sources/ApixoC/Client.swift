@@ -1,8 +1,11 @@
 import Apixo
 import Glibc
 
+/// The client of a handle; `.closed` at once in a forked child (see "Fork" in the header).
 func client(_ c: OpaquePointer?) throws -> Client {
-    try handle(c, "c", as: ClientBox.self).client
+    let cl = try handle(c, "c", as: ClientBox.self).client
+    if cl.inForkedChild { throw ApixoError(.closed, Client.forkedMessage) }
+    return cl
 }
 
 private func request(_ r: OpaquePointer?) throws -> Request {

@@ -2,8 +2,8 @@
  *
  *   - a child that uses the parent's client gets APIXO_ERR_CLOSED at once, with the message
  *     "client created in another process; create one after fork", from every call (submit,
- *     generate, get_status, wait, drain, submit_async, watch, cancel, resume, webhook_ingest,
- *     download, download_results); apixo_client_free of it returns at once; the parent's
+ *     generate, get_status, wait, drain, submit_async, watch, cancel, resume, client_stats,
+ *     client_event_fd, webhook_ingest, download, download_results); apixo_client_free of it returns at once; the parent's
  *     client goes on working, its task completes;
  *   - a child that creates its own client completes a task against the simulator;
  *   - stress: APIXO_FORK_CHILDREN children (default 1000; 8 under valgrind) of a
@@ -113,6 +113,14 @@ static void use_parents_client(void *arg) {
   closed_now("cancel", apixo_cancel(c, s->task_id), t0);
   t0 = h_now();
   closed_now("resume", apixo_resume(c, must_not_fire, NULL), t0);
+  int64_t slots = -1;
+  t0 = h_now();
+  closed_now("client_stats", apixo_client_stats(c, NULL, &slots, NULL, NULL, NULL), t0);
+  CHECK_EQ(slots, -1);
+  int fd = -1;
+  t0 = h_now();
+  closed_now("client_event_fd", apixo_client_event_fd(c, &fd), t0);
+  CHECK_EQ(fd, -1);
   char body[256];
   int n = snprintf(body, sizeof body, "{\"taskId\":\"%s\",\"state\":\"processing\",\"createTime\":1}",
                    s->task_id);
