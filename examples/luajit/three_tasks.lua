@@ -9,52 +9,32 @@
 --   APIXO_LIBRARY=/path/to/libapixo.so APIXO_API_KEY=sk-... luajit three_tasks.lua
 local ffi = require("ffi")
 
-ffi.cdef [[
-typedef int apixo_code;
-typedef struct apixo_options apixo_options;
-typedef struct apixo_client apixo_client;
-typedef struct apixo_request apixo_request;
-typedef struct apixo_task apixo_task;
-typedef struct apixo_event apixo_event;
-typedef void (*apixo_task_callback)(apixo_code code, const apixo_task *task, void *user_data);
-const char *apixo_code_name(apixo_code code);
-const char *apixo_last_error(void);
-const char *apixo_state_name(int state);
-apixo_options *apixo_options_new(void);
-void apixo_options_free(apixo_options *opts);
-apixo_code apixo_options_set_time_scale(apixo_options *opts, double scale);
-apixo_code apixo_options_set_delivery(apixo_options *opts, int mode);
-apixo_code apixo_client_new(const apixo_options *opts, apixo_client **out);
-void apixo_client_free(apixo_client *client);
-apixo_code apixo_client_event_fd(apixo_client *c, int *fd_out);
-apixo_request *apixo_request_new(const char *model);
-void apixo_request_free(apixo_request *req);
-apixo_code apixo_request_set_prompt(apixo_request *req, const char *prompt);
-apixo_code apixo_request_set_max_images(apixo_request *req, int n);
-apixo_code apixo_submit_async(apixo_client *c, const apixo_request *req,
-                              apixo_task_callback cb, void *user_data);
-apixo_code apixo_next_event(apixo_client *c, long timeout_ms, apixo_event **out);
-int apixo_event_kind_of(const apixo_event *e);
-apixo_code apixo_event_code(const apixo_event *e);
-const apixo_task *apixo_event_task(const apixo_event *e);
-void *apixo_event_user_data(const apixo_event *e);
-const char *apixo_event_message(const apixo_event *e);
-void apixo_event_free(apixo_event *e);
-const char *apixo_task_id(const apixo_task *t);
-int apixo_task_state(const apixo_task *t);
-size_t apixo_task_result_count(const apixo_task *t);
+local lib_path = os.getenv("APIXO_LIBRARY") or "libapixo.so"
 
+-- The declarations: apixo_cdef.h, apixo.h without comments and directives (make writes it to
+-- build/include/, make install to PREFIX/include/), found beside the library's lib/ folder
+-- unless APIXO_CDEF names it.
+local cdef_path = os.getenv("APIXO_CDEF")
+  or (lib_path:match("^(.*)/lib/[^/]*$") or "/usr/local") .. "/include/apixo_cdef.h"
+local f, err = io.open(cdef_path)
+if not f then
+  io.stderr:write("three_tasks: " .. err .. " (set APIXO_CDEF to apixo_cdef.h)\n")
+  os.exit(1)
+end
+ffi.cdef(f:read("*a"))
+f:close()
+ffi.cdef [[
 struct pollfd { int fd; short events; short revents; };
 int poll(struct pollfd *fds, unsigned long nfds, int timeout);
 struct timespec { long tv_sec; long tv_nsec; };
 int clock_gettime(int clock_id, struct timespec *tp);
 ]]
-
-local OK, ERR_TIMEOUT, DELIVERY_QUEUE, EVENT_COMPLETION = 0, 10, 1, 0
-local POLLIN = 1
+local POLLIN, CLOCK_MONOTONIC = 1, 1
 local N = 3
 
-local lib = ffi.load(os.getenv("APIXO_LIBRARY") or "apixo")
+local lib = ffi.load(lib_path)
+-- the header's enum constants, through the library namespace
+local OK, ERR_TIMEOUT = lib.APIXO_OK, lib.APIXO_ERR_TIMEOUT
 
 local function text(p)
   if p == nil then return "" end
@@ -71,7 +51,7 @@ end
 
 local function monotonic_s()
   local ts = ffi.new("struct timespec")
-  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
   return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
 end
 
@@ -82,7 +62,7 @@ local function main()
   local client_out = ffi.new("apixo_client *[1]")
   local ok, err = pcall(function()
     if scale then check(lib.apixo_options_set_time_scale(opts, tonumber(scale)), "time scale") end
-    check(lib.apixo_options_set_delivery(opts, DELIVERY_QUEUE), "delivery")
+    check(lib.apixo_options_set_delivery(opts, lib.APIXO_DELIVERY_QUEUE), "delivery")
     check(lib.apixo_client_new(opts, client_out), "client")
   end)
   lib.apixo_options_free(opts)
@@ -117,7 +97,7 @@ local function main()
       local rc = lib.apixo_next_event(client, 0, ev)
       while rc == OK do
         local e = ev[0]
-        if lib.apixo_event_kind_of(e) == EVENT_COMPLETION then
+        if lib.apixo_event_kind_of(e) == lib.APIXO_EVENT_COMPLETION then
           local index = tonumber(ffi.cast("intptr_t", lib.apixo_event_user_data(e)))
           local o = { code = lib.apixo_event_code(e), message = text(lib.apixo_event_message(e)) }
           local task = lib.apixo_event_task(e) -- borrowed from the event: copy what is kept

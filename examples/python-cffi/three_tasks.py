@@ -8,10 +8,10 @@ each outcome to the main thread through a queue.Queue. One line per task.
     pip install cffi
     APIXO_LIBRARY=/path/to/libapixo.so APIXO_API_KEY=sk-... python3 three_tasks.py
 
-The declarations come from the preprocessed header apixo_cdef.h (APIXO_CDEF, default
-build/include/apixo_cdef.h beside the library) when it exists, else from the subset below.
-(The apixo package in bindings/python is the supported Python binding; this shows the
-shortest path for a cffi user.)
+The declarations come from apixo_cdef.h, the header without comments and directives that
+make writes to build/include/ (APIXO_CDEF names another). (The apixo package in
+bindings/python is the supported Python binding; this shows the shortest path for a cffi
+user.)
 """
 import os
 import queue
@@ -19,56 +19,20 @@ import sys
 
 from cffi import FFI
 
-CDEF_SUBSET = """
-typedef enum apixo_code {
-  APIXO_OK = 0, APIXO_ERR_INVALID_ARGUMENT = 1, APIXO_ERR_BAD_REQUEST = 2,
-  APIXO_ERR_UNAUTHORIZED = 3, APIXO_ERR_PAYMENT_REQUIRED = 4, APIXO_ERR_FORBIDDEN = 5,
-  APIXO_ERR_NOT_FOUND = 6, APIXO_ERR_RATE_LIMITED = 7, APIXO_ERR_SERVER = 8,
-  APIXO_ERR_NETWORK = 9, APIXO_ERR_TIMEOUT = 10, APIXO_ERR_PROTOCOL = 11,
-  APIXO_ERR_TASK_FAILED = 12, APIXO_ERR_CANCELLED = 13, APIXO_ERR_CLOSED = 14,
-  APIXO_ERR_IO = 15, APIXO_ERR_NO_MEMORY = 16, APIXO_ERR_INDETERMINATE = 17
-} apixo_code;
-typedef enum apixo_state {
-  APIXO_STATE_PENDING = 0, APIXO_STATE_PROCESSING = 1, APIXO_STATE_SUCCESS = 2,
-  APIXO_STATE_FAILED = 3
-} apixo_state;
-typedef struct apixo_options apixo_options;
-typedef struct apixo_client apixo_client;
-typedef struct apixo_request apixo_request;
-typedef struct apixo_task apixo_task;
-typedef void (*apixo_task_callback)(apixo_code code, const apixo_task *task, void *user_data);
-const char *apixo_code_name(apixo_code code);
-const char *apixo_last_error(void);
-const char *apixo_state_name(apixo_state state);
-apixo_options *apixo_options_new(void);
-void apixo_options_free(apixo_options *opts);
-apixo_code apixo_options_set_time_scale(apixo_options *opts, double scale);
-apixo_code apixo_client_new(const apixo_options *opts, apixo_client **out);
-void apixo_client_free(apixo_client *client);
-apixo_request *apixo_request_new(const char *model);
-void apixo_request_free(apixo_request *req);
-apixo_code apixo_request_set_prompt(apixo_request *req, const char *prompt);
-apixo_code apixo_request_set_max_images(apixo_request *req, int n);
-apixo_code apixo_submit_async(apixo_client *c, const apixo_request *req,
-                              apixo_task_callback cb, void *user_data);
-const char *apixo_task_id(const apixo_task *t);
-apixo_state apixo_task_state(const apixo_task *t);
-size_t apixo_task_result_count(const apixo_task *t);
-"""
-
 N = 3
 
 
 def load():
+    """The library and its declarations: apixo_cdef.h, apixo.h without comments and
+    directives (make writes it to build/include/, make install to PREFIX/include/), found
+    beside the library's lib/ folder unless APIXO_CDEF names it."""
     ffi = FFI()
     lib_path = os.environ.get("APIXO_LIBRARY", "libapixo.so")
+    lib_dir = os.path.dirname(os.path.abspath(lib_path)) if os.sep in lib_path else "/usr/local/lib"
     cdef_path = os.environ.get("APIXO_CDEF") or os.path.join(
-        os.path.dirname(os.path.dirname(os.path.abspath(lib_path))), "include", "apixo_cdef.h")
-    if os.path.isfile(cdef_path):
-        with open(cdef_path) as f:
-            ffi.cdef(f.read())
-    else:
-        ffi.cdef(CDEF_SUBSET)
+        os.path.dirname(lib_dir), "include", "apixo_cdef.h")
+    with open(cdef_path) as f:
+        ffi.cdef(f.read())
     return ffi, ffi.dlopen(lib_path)
 
 
