@@ -1,10 +1,10 @@
 -- three_tasks.lua: libapixo from LuaJIT through its ffi library.
 --
 -- Queue delivery mode: no Lua code ever runs on a library thread (an ffi callback called
--- from the dispatcher thread panics the VM: "bad callback", or crashes). Three tasks through
--- apixo_submit_async with no callback and user_data = the task's index; the main thread
--- waits for the client's event descriptor with poll(2) and takes the completions with
--- apixo_next_event. One line per task.
+-- from the dispatcher thread enters the single-threaded VM from a second thread: "PANIC:
+-- ... (bad callback)" or a crash). Three tasks through apixo_submit_async with no callback
+-- and user_data = the task's index; the main thread waits for the client's event descriptor
+-- with poll(2) and takes the completions with apixo_next_event. One line per task.
 --
 --   APIXO_LIBRARY=/path/to/libapixo.so APIXO_API_KEY=sk-... luajit three_tasks.lua
 local ffi = require("ffi")
