@@ -4,6 +4,7 @@
 #   make test       everything CI runs
 #   make demo       simulator + the C example; images land in ./out
 #   make bench      benchmarks (results: BENCHMARKS.md)
+#   make bench-policy  poll policies: the Scheduler in simulated time, then the library against the simulator
 SHELL       := /bin/bash
 PREFIX      ?= /usr/local
 BUILD       := $(CURDIR)/build
@@ -179,5 +180,14 @@ bench: deps all $(REDIS_WORKER)
 	$(PYTHON) bench/run.py
 	APIXO_REDIS_WORKER=$(REDIS_WORKER) $(PYTHON) bench/shared_budget.py
 
+# The policy bench is a test target built in release with testable imports, in its own scratch
+# path so that the release library in .build stays as `make` built it.
+POLICY_SEEDS ?= 100
+bench-policy: deps all
+	$(SWIFT) build -c release --build-tests -Xswiftc -enable-testing --scratch-path .build-bench
+	set -o pipefail; APIXO_POLICY_BENCH_SEEDS=$(POLICY_SEEDS) $(SWIFT) test -c release --skip-build --scratch-path .build-bench \
+	    --filter ApixoPolicyBench 2>&1 | grep -v '^Test \|^\[\|^◇\|^↳\|^✔\|Executed'
+	$(PYTHON) bench/policy_sim.py
+
 clean:
-	rm -rf $(BUILD) .build
+	rm -rf $(BUILD) .build .build-bench

@@ -39,5 +39,9 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           exclude: ["README.md"]),
         .testTarget(name: "ApixoTests", dependencies: ["Apixo"]),
+        // `make bench-policy`: the Scheduler and poll policies in simulated time (a test target,
+        // so it reaches the internal core and stays out of libapixo.so). Under `swift test` it
+        // runs one seed and checks the invariants; APIXO_POLICY_BENCH_SEEDS=N prints the table.
+        .testTarget(name: "ApixoPolicyBench", dependencies: ["Apixo"]),
     ]
 )

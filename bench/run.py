@@ -32,9 +32,11 @@ import apixo  # noqa: E402
 
 
 class Sim:
-    def __init__(self, scale):
+    """A fresh simulator with the account's documented limits; `extra`: more options."""
+
+    def __init__(self, scale, seed=11, extra=()):
         self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "sim", "apixo_sim.py"), "--port", "0",
-                                      "--time-scale", str(scale), "--small-images", "--seed", "11"],
+                                      "--time-scale", str(scale), "--small-images", "--seed", str(seed)] + list(extra),
                                      stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().strip()
         self.base = line.split("listening on ", 1)[1]

@@ -60,7 +60,7 @@ public final class Client {
     }
 
     /// `budget` and `policy` replace the local budget (from the options' limits) and the
-    /// default poll policy (`PollPlanner`).
+    /// poll policy the options choose (`LearnedPollPolicy` unless told otherwise).
     init(options: ClientOptions, clock: Clock, budget: Budget?, policy: PollPolicy?) throws {
         var opts = options
         guard let key = opts.apiKey ?? ClientOptions.environment("APIXO_API_KEY") else {
@@ -99,7 +99,12 @@ public final class Client {
             chosen = LocalBudget(requestsPerWindow: opts.requestsPerMinute, window: window,
                                  maxSlots: opts.maxConcurrentTasks)
         }
-        scheduler = Scheduler(budget: chosen, policy: policy ?? PollPlanner(scale: opts.timeScale),
+        let defaultPolicy: PollPolicy
+        switch opts.resolvedPollPolicy {
+        case .learned: defaultPolicy = LearnedPollPolicy(scale: opts.timeScale)
+        case .ewma: defaultPolicy = PollPlanner(scale: opts.timeScale)
+        }
+        scheduler = Scheduler(budget: chosen, policy: policy ?? defaultPolicy,
                               maxRetries: opts.maxRetries, scale: opts.timeScale)
         engine = try Engine(caFile: opts.caFile, clock: clock)
         if let path = opts.journalPath {
@@ -107,7 +112,7 @@ public final class Client {
         }
         engine.start()
         delivery.start()
-        logger.log(.debug, "client started: base \(baseURL), \(opts.requestsPerMinute) rpm, \(opts.maxConcurrentTasks) tasks")
+        logger.log(.debug, "client started: base \(baseURL), \(opts.requestsPerMinute) rpm, \(opts.maxConcurrentTasks) tasks, \(opts.resolvedPollPolicy.rawValue) poll policy")
     }
 
     deinit {

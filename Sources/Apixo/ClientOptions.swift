@@ -33,8 +33,25 @@ public struct ClientOptions {
     public private(set) var sharedBudgetURL: String?
     /// The shared budget's key prefix; nil: derived from a hash of the API key.
     public private(set) var sharedBudgetNamespace: String?
+    /// Which policy plans the polls. Unset: the APIXO_POLL_POLICY environment variable
+    /// (`learned` or `ewma`), else `.learned`.
+    public var pollPolicy: PollPolicyKind?
 
     public init() {}
+
+    /// The poll policies: `learned` (LearnedPollPolicy, the default: the latency distribution
+    /// learned per model and resolution, polls planned by a DP priced to the request budget)
+    /// and `ewma` (PollPlanner, the first policy: a running mean and deviation; kept for
+    /// comparison, `make bench-policy`).
+    public enum PollPolicyKind: String, CaseIterable, Sendable {
+        case learned, ewma
+    }
+
+    /// The policy these options choose: `pollPolicy`, else APIXO_POLL_POLICY, else learned
+    /// (an unknown name too).
+    var resolvedPollPolicy: PollPolicyKind {
+        pollPolicy ?? ClientOptions.environment("APIXO_POLL_POLICY").flatMap { PollPolicyKind(rawValue: $0) } ?? .learned
+    }
 
     public mutating func setTimeoutMs(_ ms: Int) throws {
         guard ms > 0 else { throw ApixoError(.invalidArgument, "timeout_ms must be greater than 0") }

@@ -118,7 +118,7 @@ final class LearnedPollPolicy: PollPolicy {
         return max(0, m.distribution.conditionalQuantile(0.995, after: max(0, elapsed)) - max(0, elapsed))
     }
 
-    func expectedDuration(key: String) -> Double { model(key).distribution.mean }
+    func expectedDuration(key: String) -> Double { model(key).distribution.typical }
 
     // MARK: price
 
@@ -259,6 +259,8 @@ struct LatencyDistribution {
     /// F and M tabulated for the DP.
     private(set) var grid = DistributionGrid(step: 1, cdfs: [0, 1], moments: [0, 0], mean: 0)
     var mean: Double { grid.mean }
+    /// The mean without the tail: the observations (and the prior while it counts).
+    private(set) var typical = 0.0
 
     init(samples: [Double], seen: Int, prior: ClosedRange<Double>, scale: Double, parameters p: LearnedPollPolicy.Parameters) {
         priorRange = prior
@@ -279,6 +281,8 @@ struct LatencyDistribution {
         let median = sorted.isEmpty ? (prior.lowerBound + prior.upperBound) / 2 : sorted[sorted.count / 2]
         tailStart = top + bandwidth
         tailMean = max(p.minimumGap * scale, p.tailMean * median)
+        typical = samples.isEmpty ? (prior.lowerBound + prior.upperBound) / 2
+            : priorWeight * (prior.lowerBound + prior.upperBound) / 2 + kernelWeight * samples.reduce(0, +)
         tailWeight = min(0.5, p.tailWeight + p.earlyTailWeight * p.earlyTailCount / (n + p.earlyTailCount))
         let rest = 1 - tailWeight
         priorWeight *= rest
