@@ -17,20 +17,34 @@ RELEASE_DIR  = $(shell $(SWIFT) build -c release --show-bin-path 2>/dev/null)
 CFLAGS_TEST := -std=c99 -Wall -Wextra -pedantic -Werror -g -O1 -D_POSIX_C_SOURCE=200809L
 LIB         := $(BUILD)/lib/libapixo.so
 
-.PHONY: all deps lib cli cdef examples install uninstall test test-swift test-sim test-c test-python \
+.PHONY: all deps deps-hosts lib cli cdef examples install uninstall test test-swift test-sim test-c test-python \
         test-cli test-header test-abi test-case test-valgrind test-hosts test-redis test-fork fuzz fuzz-build \
         fuzz-ci demo bench clean
 
 all: lib cli examples cdef
 
-# Installs the system packages the build needs when they are missing (root or sudo).
-deps:
-	@missing=""; for p in $(SYS_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Installs the Debian packages of $(1) that are missing (root or sudo).
+define apt-install-missing
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+# Installs the system packages the build needs when they are missing.
+deps:
+	$(call apt-install-missing,$(SYS_PKGS))
+
+# The toolchains of the FFI host examples (make test-hosts): Debian's rustc only when no rustc
+# is on PATH (rustup's), nodejs + libnode-dev only when there is neither a node nor its
+# headers (libnode-dev conflicts with nodesource's nodejs, which ships /usr/include/node).
+HOST_PKGS = g++ golang-go ruby luajit libffi-platypus-perl \
+            $(if $(shell command -v rustc),,rustc) \
+            $(if $(or $(wildcard /usr/include/node/node_api.h),$(shell command -v node)),,nodejs libnode-dev)
+deps-hosts:
+	$(call apt-install-missing,$(HOST_PKGS))
 
 $(BUILD)/.swift-release: Package.swift $(shell find Sources -type f) include/apixo.h
 	$(SWIFT) build -c release -Xswiftc -static-stdlib
@@ -120,7 +134,7 @@ test-cli: all
 	APIXO_CLI=$(BUILD)/bin/apixo $(PYTHON) -m pytest -q Tests/cli
 
 # Every FFI host's example (examples/<host>/) built once and run 10 times against one simulator.
-test-hosts: all
+test-hosts: deps-hosts all
 	$(PYTHON) Tests/hosts/run.py
 
 # Many processes on one account (the shared budget): redis-server and the simulator of their
