@@ -72,7 +72,7 @@ final class SharedBudgetTests: XCTestCase {
                 slots: Int = 0, scale: Double = 0.01, log: Lines? = nil) throws -> SharedBudget {
         SharedBudget(url: try RedisURL.parse(server.url), namespace: namespace, requestsPerWindow: rpm,
                      window: window, maxSlots: slots, scale: scale, timeoutMs: 250,
-                     logger: Logger(sink: { _, m in log?.add(m) }, minLevel: .debug))
+                     logger: Logger(sink: { _, m in log?.add(m) }, minLevel: .debug, delivery: DispatcherThread()))
     }
 
     func testURLs() throws {
