@@ -26,8 +26,8 @@
  *   event loops (poll/epoll, asyncio, libuv, ...).
  *
  *   Every function in this header is safe to call from any thread, at any time,
- *   except where a comment says otherwise (apixo_client_free and apixo_drain
- *   from inside a callback).
+ *   except where a comment says otherwise (apixo_client_free, apixo_drain and
+ *   apixo_dispatch from inside a callback).
  *
  *   Every request of a client passes one limiter (requests per minute and
  *   concurrent tasks, the account's limits). Submissions past the concurrency

@@ -78,7 +78,7 @@ public final class Client {
         if opts.delivery == .queue {
             let queue = try EventQueue()
             delivery = queue
-            ledger.onChange = { queue.bump() }
+            ledger.onChange = { [weak queue] in queue?.bump() }
         } else {
             delivery = DispatcherThread()
         }
@@ -175,9 +175,10 @@ public final class Client {
     /// only once deliveries are durable). The same for both delivery modes.
     func deliver(_ cb: @escaping TaskCallback, _ ticket: Int, _ outcome: Outcome, journalSeq: Int64?) {
         let reg = ledger.registration(ticket)
+        // No reference to the client: a queued completion must not keep it alive.
         delivery.complete(Completion(outcome, callback: reg.hasCallback ? cb : nil, userData: reg.userData,
-                                     delivered: { [self] in if let journalSeq { journal?.delivered(seq: journalSeq) } },
-                                     release: { [self] in ledger.fired(ticket) }))
+                                     delivered: { [journal] in if let journalSeq { journal?.delivered(seq: journalSeq) } },
+                                     release: { [ledger] in ledger.fired(ticket) }))
     }
 
     // MARK: blocking calls

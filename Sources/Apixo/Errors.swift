@@ -103,13 +103,14 @@ public enum LogLevel: Int32, Comparable, Sendable {
 /// only from `Client.dispatch` in the queue mode.
 public typealias LogSink = (LogLevel, String) -> Void
 
-/// Filters log lines by level and hands them to the client's Delivery.
+/// Filters log lines by level and hands them to the client's Delivery (none: straight to the
+/// sink, on the thread that logs, as the thread delivery mode does).
 final class Logger {
     let sink: LogSink?
     let minLevel: LogLevel
-    let delivery: Delivery
+    let delivery: Delivery?
 
-    init(sink: LogSink?, minLevel: LogLevel, delivery: Delivery) {
+    init(sink: LogSink?, minLevel: LogLevel, delivery: Delivery? = nil) {
         self.sink = sink
         self.minLevel = minLevel
         self.delivery = delivery
@@ -122,7 +123,7 @@ final class Logger {
         // its forking thread holds (Python's GIL): not while fork() waits for this thread
         // (see Sources/CApixoFork/fork.c).
         let out = apx_host_call_begin()
-        delivery.log(level, text, sink)
+        if let delivery { delivery.log(level, text, sink) } else { sink(level, text) }
         apx_host_call_end(out)
     }
 }
