@@ -6,6 +6,9 @@
 # A crash, hang, leak or out-of-memory leaves its input in build/fuzz/artifacts/ and fails the
 # run. Prints per target: runs, runs/s, final cov/ft, new corpus entries; then
 # "N passed, N failed" (one per target).
+# FUZZ_KEEP_GOING=1: libFuzzer's fork mode with -ignore_crashes/-ignore_timeouts/-ignore_ooms,
+# so one run collects every crashing input (all in build/fuzz/artifacts/) instead of stopping
+# at the first; the run still fails when any was found.
 set -uo pipefail
 seconds="$1"
 shift
@@ -32,18 +35,30 @@ run_one() {
   seeds=$(ls "$work" | wc -l)
   # SWIFT_BACKTRACE: the runtime's own crash reporter would read other threads' stacks under
   # ASan; libFuzzer reports the crash itself.
-  SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1" nice -n 10 "$build/$t" "$work" \
+  local extra=()
+  if [ "${FUZZ_KEEP_GOING:-0}" = 1 ]; then
+    extra=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
+  fi
+  SWIFT_BACKTRACE=enable=no ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1" nice -n 10 "$build/$t" "$work" "${extra[@]}" \
     -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048 -max_total_time="$seconds" \
     -detect_leaks=1 -print_final_stats=1 -artifact_prefix="$build/artifacts/$t-" >"$log" 2>&1
   local rc=$?
   local runs rate cov ft
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+  local found=""
+  if [ -z "$runs" ]; then  # fork mode: the last status line "#RUNS: cov: .. exec/s: R .."
+    runs=$(grep -oE '^#[0-9]+:' "$log" | tail -1 | tr -d '#:')
+    rate=$(grep -oE 'exec/s: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
+    found=$(grep -oE 'oom/timeout/crash: [0-9/]+' "$log" | tail -1 | cut -d' ' -f2)
+    if [ -n "$found" ] && [ "$found" != "0/0/0" ]; then rc=1; fi
+  fi
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
   ft=$(grep -oE 'ft: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
   local status=ok
   if [ "$rc" -ne 0 ]; then
     status="FAILED (exit $rc): $(grep -m1 -E 'ERROR: |Fatal error|deadly signal|timeout after|out-of-memory' "$log")"
+    [ -n "$found" ] && status="FAILED: oom/timeout/crash $found, inputs in $build/artifacts/"
   fi
   printf '%-8s %ss: %s runs, %s runs/s, cov %s ft %s, corpus %s -> %s  %s\n' "$t" "$seconds" \
     "${runs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$seeds" "$(ls "$work" | wc -l)" "$status" \
