@@ -242,6 +242,7 @@ static void test_resume_in_process(void) {
   memset(&wfirst, 0, sizeof wfirst);
   if (watched) CHECK_CODE(apixo_watch(c, NULL, watched, h_slot_cb, &wfirst), APIXO_OK);
   CHECK(wait_created(prompts, N, 10));
+  CHECK(h_wait_tracked(c, N + (watched ? 1 : 0), 10)); /* and their ids are journalled */
   apixo_client_free(c);
   for (int i = 0; i < N + 2; i++) {
     CHECK_EQ(first[i].fired, 1);
@@ -334,6 +335,7 @@ static void test_resume_tags_and_ids(void) {
     apixo_request_free(r);
   }
   CHECK(wait_created(prompts, 3, 10));
+  CHECK(h_wait_tracked(c, 3, 10)); /* and their ids are journalled */
   apixo_client_free(c);
   c = jclient(path, 0);
   if (!c) goto out;
@@ -383,7 +385,7 @@ static void test_resume_counts_running_tasks(void) {
     apixo_request_free(r);
   }
   CHECK(wait_created(prompts, N, 10));
-  h_sleep_ms(100); /* and their ids are journalled (an id-less entry is another case) */
+  CHECK(h_wait_tracked(c, N, 10)); /* and their ids are journalled (an id-less entry is another case) */
   apixo_client_free(c);
   c = jclient(path, 0);
   if (!c) goto out;
@@ -465,6 +467,7 @@ static void test_compaction(void) {
     apixo_request_free(r);
   }
   CHECK(wait_created(prompts, M, 10));
+  CHECK(h_wait_tracked(c, M, 10)); /* and their ids are journalled */
   apixo_client_free(c);
   /* resume: exactly those M, with their tags */
   c = h_client_with(o);
