@@ -17,10 +17,12 @@ extension Client {
         }
         guard !dir.isEmpty else { throw ApixoError(.invalidArgument, "dir must not be empty") }
         try Client.makeDirectories(dir)
+        var base = dir  // "out/" gives out/<file>, not out//<file>; "/" gives /<file>
+        while base.hasSuffix("/") { base.removeLast() }
         var paths: [String] = []
         for (i, url) in task.resultURLs.enumerated() {
             let p = try downloadFile(url: url) { contentType in
-                "\(dir)/\(task.id)-\(i + 1).\(Client.fileExtension(url: url, contentType: contentType))"
+                "\(base)/\(task.id)-\(i + 1).\(Client.fileExtension(url: url, contentType: contentType))"
             }
             paths.append(p)
         }

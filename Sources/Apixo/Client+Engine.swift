@@ -34,6 +34,8 @@ final class TrackedTask: ScheduledTask {
     var tag: String?
     var snapshot: TaskSnapshot?
     var listeners: [Listener] = []
+    /// Told every snapshot `apply` takes in (`Client.updates`), by listener id.
+    var observers: [Int: (TaskSnapshot) -> Void] = [:]
     var journalSeq: Int64?
 
     /// The last snapshot, or a stand-in with the id, model and tag.
@@ -229,6 +231,7 @@ extension Client {
     func apply(_ t: TrackedTask, _ raw: TaskSnapshot, isPoll: Bool = false) {
         let snap = raw.with(model: t.model, tag: t.tag)
         t.snapshot = snap
+        for observe in t.observers.values { observe(snap) }
         if snap.state.isTerminal {
             if snap.completeTimeMs > snap.createTimeMs, snap.createTimeMs > 0 {
                 scheduler.observe(key: t.key, duration: Double(snap.completeTimeMs - snap.createTimeMs) / 1000)
@@ -322,9 +325,12 @@ extension Client {
         }
     }
 
-    func timeOutWaiter(taskId: String, id: Int, _ w: Waiter<Outcome>) {
+    /// Ends one blocking or `async` wait (`.timeout`, or `.cancelled` for a cancelled Swift task).
+    func timeOutWaiter(taskId: String, id: Int, _ w: Waiter<Outcome>, code: ApixoCode = .timeout) {
         let t = tasks[taskId]
-        w.fulfill(Outcome(code: .timeout, task: t?.snapshot, message: "timed out waiting for task \(taskId)"))
+        w.fulfill(Outcome(code: code, task: t?.snapshot,
+                          message: code == .timeout ? "timed out waiting for task \(taskId)"
+                              : "waiting for task \(taskId) was cancelled (the task goes on on the server)"))
         guard let t else { return }
         t.listeners.removeAll { if case .waiter(let i, _) = $0 { return i == id } else { return false } }
         // Nobody waits any more: parked while it holds a slot, else no longer tracked.

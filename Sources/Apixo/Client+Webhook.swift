@@ -109,7 +109,7 @@ extension Client {
 }
 
 /// One journal entry that `resume` took up.
-public struct ResumedTask {
+public struct ResumedTask: Sendable {
     public let model: String
     /// nil when the submit was never answered (or never sent).
     public let taskId: String?

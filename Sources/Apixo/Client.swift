@@ -2,7 +2,7 @@ import CApixoFork
 import Glibc
 
 /// What ended a tracked task for one listener.
-public struct Outcome {
+public struct Outcome: Sendable {
     public let code: ApixoCode
     public let task: TaskSnapshot?
     public let message: String
@@ -17,13 +17,19 @@ private final class ForkLeftovers {
 /// A completion callback: code, last snapshot (nil when none exists) and a one-line message
 /// ("" on success). Runs on the client's dispatcher thread in the thread delivery mode, on the
 /// host thread that calls `dispatch`, `drain` or `close` in the queue mode.
-public typealias TaskCallback = (ApixoCode, TaskSnapshot?, String) -> Void
+public typealias TaskCallback = @Sendable (ApixoCode, TaskSnapshot?, String) -> Void
 
 /// A client of the APIXO task API: one engine thread drives every request through curl
 /// multi under one budget (requests per minute, concurrent tasks); callbacks and log lines go
 /// through its Delivery (a dispatcher thread, or a queue the host empties on its own thread).
 /// Every method is safe to call from any thread.
-public final class Client {
+///
+/// `@unchecked Sendable`: every `let` is immutable or itself thread-safe (engine, delivery,
+/// ledger, journal behind its own lock); `closing` and `listenerSeq` are guarded by
+/// `stateLock`; all other `var`s (scheduler, tracked tasks, timers) are touched only on the
+/// engine thread, inside closures posted with `engine.post`/`onEngine`. The compiler cannot
+/// see that confinement, so the conformance is asserted here rather than checked.
+public final class Client: @unchecked Sendable {
     let apiKey: String
     let baseURL: String
     let options: ClientOptions
@@ -202,18 +208,25 @@ public final class Client {
         let ps = try makePendingSubmit(request, callback: nil) { w.fulfill($0) }
         try onEngine { [self] in enqueueSubmit(ps) }
         if let got = w.wait(until: queueDeadline) { return try got.get() }
-        engine.post { [self] in
-            if scheduler.cancelQueued(ps) {
-                if let seq = ps.journalSeq {
-                    journal?.terminal(seq: seq, code: .timeout, message: "queued past the deadline", snapshot: nil)
-                    journal?.delivered(seq: seq)
-                }
-                let what = ps.attempts == 0 ? "nothing was sent"
-                    : "its \(ps.attempts) attempt(s) never connected or were refused (429/503): no task was created"
-                w.fulfill(.failure(ApixoError(.timeout, "the submit waited in the local queue past the deadline; \(what)")))
-            }
-        }
+        engine.post { [self] in withdrawQueued(ps, .timeout) }
         return try w.wait(until: nil)!.get()
+    }
+
+    /// Takes a submit that is still in the local queue out of it and fails it with `code`
+    /// (`.timeout`: its queue deadline passed; `.cancelled`: its Swift task was cancelled).
+    /// A submit already sent is left to run to its answer. Engine thread.
+    func withdrawQueued(_ ps: PendingSubmit, _ code: ApixoCode) {
+        guard scheduler.cancelQueued(ps) else { return }
+        let why = code == .timeout ? "queued past the deadline" : "cancelled while queued"
+        if let seq = ps.journalSeq {
+            journal?.terminal(seq: seq, code: code, message: why, snapshot: nil)
+            journal?.delivered(seq: seq)
+        }
+        let what = ps.attempts == 0 ? "nothing was sent"
+            : "its \(ps.attempts) attempt(s) never connected or were refused (429/503): no task was created"
+        let head = code == .timeout ? "the submit waited in the local queue past the deadline"
+            : "the submit was cancelled in the local queue"
+        ps.onAccepted?(.failure(ApixoError(code, "\(head); \(what)")))
     }
 
     /// One status request for a task (retried on transient errors).
@@ -238,11 +251,7 @@ public final class Client {
     }
 
     func waitTracked(model: String, taskId: String, deadline: Double?, checkOnce: Bool) throws -> TaskSnapshot {
-        if checkOnce {
-            let snap = try status(model: model, taskId: taskId)
-            return try Client.result(Outcome(code: snap.state.isTerminal ? (snap.state == .success ? .ok : .taskFailed) : .timeout,
-                                             task: snap, message: "task \(taskId) is still \(snap.state.name)"))
-        }
+        if checkOnce { return try Client.result(Client.checkedOnce(try status(model: model, taskId: taskId))) }
         let w = Waiter<Outcome>()
         let id = nextListenerID()
         try onEngine { [self] in addListener(taskId: taskId, model: model, tag: nil, .waiter(id, w), journalSeq: nil) }
@@ -260,6 +269,12 @@ public final class Client {
             return try waitTracked(model: request.model, taskId: id, deadline: nil, checkOnce: true)
         }
         return try waitTracked(model: request.model, taskId: id, deadline: deadline, checkOnce: false)
+    }
+
+    /// The outcome of a wait that had no time left and checked the status once.
+    static func checkedOnce(_ snap: TaskSnapshot) -> Outcome {
+        Outcome(code: snap.state.isTerminal ? (snap.state == .success ? .ok : .taskFailed) : .timeout,
+                task: snap, message: "task \(snap.id) is still \(snap.state.name)")
     }
 
     static func result(_ o: Outcome) throws -> TaskSnapshot {
@@ -330,7 +345,7 @@ public final class Client {
     }
 
     /// What the client's budget looks like right now.
-    public struct Stats {
+    public struct Stats: Sendable {
         /// Submits waiting for a concurrency slot or a request token.
         public let queuedSubmits: Int
         /// Concurrency slots taken (tasks in flight, or assumed to be).

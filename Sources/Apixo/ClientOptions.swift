@@ -4,7 +4,7 @@ public let apixoVersion = "0.1.0"
 
 /// Settings of a client. Unset API key and base URL fall back to the APIXO_API_KEY and
 /// APIXO_BASE_URL environment variables.
-public struct ClientOptions {
+public struct ClientOptions: Sendable {
     public static let defaultBaseURL = "https://api.apixo.ai/api/v1"
 
     public var apiKey: String?

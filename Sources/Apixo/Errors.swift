@@ -64,7 +64,7 @@ public enum ApixoCode: Int32, CaseIterable, Sendable {
 
 /// An error of the library: a code and a one-line message (never containing the API key).
 /// `task` carries the last known snapshot where there is one (a failed task, a timed-out wait).
-public struct ApixoError: Error, CustomStringConvertible {
+public struct ApixoError: Error, CustomStringConvertible, Sendable {
     public let code: ApixoCode
     public let message: String
     public var task: TaskSnapshot?
@@ -101,7 +101,7 @@ public enum LogLevel: Int32, Comparable, Sendable {
 
 /// Where the library's log lines go. Called from library threads in the thread delivery mode,
 /// only from `Client.dispatch` in the queue mode.
-public typealias LogSink = (LogLevel, String) -> Void
+public typealias LogSink = @Sendable (LogLevel, String) -> Void
 
 /// Filters log lines by level and hands them to the client's Delivery (none: straight to the
 /// sink, on the thread that logs, as the thread delivery mode does).

@@ -2,7 +2,7 @@ import CJansson
 import Glibc
 
 /// A JSON value. Objects keep their keys in insertion order, so bodies serialise predictably.
-public enum JSON: Equatable {
+public enum JSON: Equatable, Sendable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -46,7 +46,7 @@ public enum JSON: Equatable {
 }
 
 /// An insertion-ordered JSON object.
-public struct JSONObject: Equatable {
+public struct JSONObject: Equatable, Sendable {
     public private(set) var keys: [String] = []
     private var values: [String: JSON] = [:]
 
@@ -73,7 +73,7 @@ public struct JSONObject: Equatable {
 }
 
 /// A JSON text that could not be parsed.
-public struct JSONParseError: Error {
+public struct JSONParseError: Error, Sendable {
     public let message: String
 }
 

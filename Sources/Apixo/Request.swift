@@ -3,7 +3,7 @@
 /// Setters validate at once for models whose rules the library knows (seedream-5-0,
 /// seedream-4-5) and throw `ApixoError(.invalidArgument)` naming the field and its allowed
 /// values, leaving the request unchanged. Other models get structural checks only.
-public struct Request: Equatable {
+public struct Request: Equatable, Sendable {
     public static let defaultModel = "seedream-5-0"
     public static let requestTypes = ["async", "callback"]
     public static let providers = ["auto", "value", "official"]

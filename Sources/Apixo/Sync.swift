@@ -1,7 +1,7 @@
 import Glibc
 
 /// A pthread mutex. Not recursive. Public for Swift hosts (the CLI) that need one.
-public final class Mutex {
+public final class Mutex: @unchecked Sendable {
     let raw: UnsafeMutablePointer<pthread_mutex_t>
 
     public init() {
@@ -27,7 +27,7 @@ public final class Mutex {
 }
 
 /// A condition variable on the monotonic clock, used with one `Mutex`.
-public final class Condition {
+public final class Condition: @unchecked Sendable {
     let raw: UnsafeMutablePointer<pthread_cond_t>
 
     public init() {
@@ -66,20 +66,29 @@ public final class Condition {
     }
 }
 
-/// A one-shot result slot a blocking caller waits on while another thread fulfils it.
-final class Waiter<T> {
+/// A one-shot result slot a blocking caller waits on while another thread fulfils it; or,
+/// for an `async` caller, one that hands the first value to `onFulfill` (which resumes a
+/// continuation) instead of being waited on. `@unchecked Sendable`: `value` is read and
+/// written under `mutex` only; `onFulfill` is immutable.
+final class Waiter<T>: @unchecked Sendable {
     private let mutex = Mutex()
     private let cond = Condition()
     private var value: T?
+    private let onFulfill: ((T) -> Void)?
+
+    init(onFulfill: ((T) -> Void)? = nil) {
+        self.onFulfill = onFulfill
+    }
 
     /// Stores the first value and wakes the waiter; later values are ignored.
     func fulfill(_ v: T) {
-        mutex.with {
-            if value == nil {
-                value = v
-                cond.broadcast()
-            }
+        let first = mutex.with { () -> Bool in
+            guard value == nil else { return false }
+            value = v
+            cond.broadcast()
+            return true
         }
+        if first { onFulfill?(v) }
     }
 
     /// The value, or nil when `deadline` (monotonic seconds) passed first.
@@ -132,7 +141,7 @@ public protocol Clock: AnyObject {
 }
 
 /// The real monotonic clock.
-public final class SystemClock: Clock {
+public final class SystemClock: Clock, Sendable {
     public init() {}
     public var now: Double { monotonicSeconds() }
 }

@@ -25,7 +25,7 @@ public enum TaskState: Int32, Sendable {
 }
 
 /// An immutable snapshot of one task's status, as the API reported it.
-public final class TaskSnapshot {
+public final class TaskSnapshot: Sendable {
     /// The task id; "" for a journalled submit whose answer never arrived.
     public let id: String
     /// The model, when known (nil for a webhook about a task this client does not track).

@@ -28,8 +28,17 @@ final class Simulator {
     }
 
     deinit {
-        process.terminate()
-        process.waitUntilExit()
+        // Not terminate + waitUntilExit: off the main thread (an async test) waitUntilExit spins
+        // in Foundation's run loop. SIGTERM, up to 1 s, then SIGKILL; ECHILD: already reaped.
+        let pid = process.processIdentifier
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        for i in 0..<100 {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid || (r < 0 && errno == ECHILD) { return }
+            if i == 99 { kill(pid, SIGKILL); waitpid(pid, &status, 0) }
+            usleep(10_000)
+        }
     }
 
     func stats() throws -> [String: Any] {
@@ -103,24 +112,21 @@ final class SimulatorTests: XCTestCase {
         let sim = try Simulator()
         let client = try sim.client()
         defer { client.close() }
-        let lock = NSLock()
-        var fired: [String: Int] = [:]
-        var ids: [String] = []
+        // Callbacks are @Sendable: what they count sits behind a lock.
+        let fired = Locked<[String: Int]>([:])
         for i in 0..<30 {
             var r = try Request()
             try r.setPrompt("swift async \(i)")
             try r.setMaxImages(1)
             try client.submitAsync(r) { code, task, message in
                 XCTAssertEqual(code, .ok, message)
-                lock.lock()
-                fired["swift async \(i)", default: 0] += 1
-                if let id = task?.id { ids.append(id) }
-                lock.unlock()
+                fired.update { $0["swift async \(i)", default: 0] += 1 }
             }
         }
         try client.drain(timeoutMs: 60_000)
-        XCTAssertEqual(fired.count, 30)
-        XCTAssertTrue(fired.values.allSatisfy { $0 == 1 })
+        let counts = fired.update { $0 }
+        XCTAssertEqual(counts.count, 30)
+        XCTAssertTrue(counts.values.allSatisfy { $0 == 1 })
         let s = try sim.stats()
         XCTAssertEqual((s["rate_limited"] as! [String: Any])["total"] as! Int, 0)
         let submits = s["submits_by_prompt"] as! [String: Int]
