@@ -12,8 +12,9 @@ struct Batch: ParsableCommand {
             Keys: prompt, model, provider, max_images, resolution,
             aspect_ratio, format, sequential (true or false), web_search,
             image_urls, mode, input (an object of raw input fields); any
-            other key is sent as an input field. Every line is checked
-            before anything is sent.
+            other key is an error that names its line (fields the CLI does
+            not know go under "input"). Every line is checked before
+            anything is sent. FILE - reads the lines from stdin.
 
             Images are saved in DIR. DIR/results.jsonl gets one line per
             input line: line, tag, input, taskId, state (success, failed,
@@ -25,22 +26,20 @@ struct Batch: ParsableCommand {
             carry the state). To redo a line, delete it from results.jsonl.
             """)
 
-    @Argument(help: ArgumentHelp("The requests, one JSON object per line.", valueName: "FILE.jsonl"))
+    @Argument(help: ArgumentHelp("The requests, one JSON object per line (- for stdin).", valueName: "FILE.jsonl"))
     var file: String
 
     @Option(help: ArgumentHelp("Directory for the images, results.jsonl and the journal.", valueName: "DIR"))
     var out: String
 
-    @Option(help: ArgumentHelp("Parallel downloads.", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Parallel downloads (1 to 64).", valueName: "N"))
     var downloads: Int = 4
 
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         try reporting(global) { console in
-            guard (1...64).contains(downloads) else {
-                throw CLIFailure(ExitStatus.badInput, "--downloads must be from 1 to 64")
-            }
+            try NumberRule.range(1...64, "--downloads", downloads)
             return try BatchRun(file: file, out: out, downloads: downloads, global: global, console: console).run()
         }
     }
@@ -99,8 +98,7 @@ final class BatchRun {
 
     init(file: String, out: String, downloads: Int, global: GlobalOptions, console: Console) {
         self.file = file
-        var o = out
-        while o.count > 1, o.hasSuffix("/") { o.removeLast() }
+        let o = trimmedDirectory(out)
         self.out = o
         downloadWorkers = downloads
         self.global = global
@@ -115,7 +113,7 @@ final class BatchRun {
 
     /// Parses and checks every line; any problem stops the batch before anything is sent.
     func parseInput() throws -> [BatchItem] {
-        guard let data = try readWholeFile(file) else {
+        guard let data = file == "-" ? try readAll(0, name: "stdin") : try readWholeFile(file) else {
             throw CLIFailure(ExitStatus.badInput, "cannot open \(file): no such file", code: .invalidArgument)
         }
         var list: [BatchItem] = []
@@ -156,7 +154,7 @@ final class BatchRun {
     func run() throws -> Int32 {
         let list = try parseInput()
         for it in list { items[it.tag] = it }
-        try makeDirectories(out)
+        try checkWritableDirectory(out)
 
         // What earlier runs finished.
         for o in try results.load() {
@@ -266,6 +264,8 @@ final class BatchRun {
             cond.broadcast()
         }
         for w in workers { pthread_join(w, nil) }
+        // The last word on progress: with --json, done equals lines once every line is done.
+        showProgress(total: list.count, lastPlain: &lastPlain, final: true)
         console.clearLive()
         if !wasInterrupted {
             settleUnattributed(resumed)
@@ -368,7 +368,8 @@ final class BatchRun {
         done[tag] = state
         unfinished[tag] = nil
         finishedThisRun += 1
-        if !console.stderrIsTTY {
+        // On a terminal only the lines that did not succeed are named (above the live line).
+        if !console.stderrIsTTY || state != "success" {
             let line = item.map { "line \($0.line)" } ?? tag
             var what = state
             if let taskId { what += " " + taskId }
@@ -487,9 +488,10 @@ final class BatchRun {
 
     /// On a terminal: the live bar. With --json: one `{"progress": {...}}` object on stderr per
     /// change. Otherwise: a plain line every 10 s.
-    private func showProgress(total: Int, lastPlain: inout Double) {
+    private func showProgress(total: Int, lastPlain: inout Double, final: Bool = false) {
         if console.quiet { return }
         if console.stderrIsTTY {
+            if final { return }
             console.live(progressLine(progress(total: total)))
         } else if console.json {
             let p = progress(total: total)
@@ -503,9 +505,9 @@ final class BatchRun {
             let text = JSON.object(o).serialized()
             if text != lastProgress {
                 lastProgress = text
-                console.note(JSON.object(JSONObject([("progress", .object(o))])).serialized())
+                console.event(JSONObject([("progress", .object(o))]))
             }
-        } else if monotonicSeconds() - lastPlain >= 10 {
+        } else if !final, monotonicSeconds() - lastPlain >= 10 {
             if lastPlain >= 0 { console.note(progressLine(progress(total: total))) }
             lastPlain = monotonicSeconds()
         }
@@ -533,7 +535,8 @@ final class BatchRun {
             let ok = counts["success"] ?? 0, failed = counts["failed"] ?? 0, rejected = counts["rejected"] ?? 0
             let indeterminate = counts["indeterminate"] ?? 0
             let open = list.filter { done[$0.tag] == nil }
-            let resultsPath = results.path
+            // Named only when it exists (nothing is written before the first final result).
+            let resultsPath: String? = access(results.path, F_OK) == 0 ? results.path : nil
             if console.json {
                 var o = JSONObject()
                 o["lines"] = .int(Int64(list.count))
@@ -544,12 +547,12 @@ final class BatchRun {
                 o["unfinished"] = .int(Int64(open.count))
                 o["submitted"] = .int(Int64(submitted))
                 o["interrupted"] = .bool(interrupted)
-                o["results"] = .string(resultsPath)
+                o["results"] = resultsPath.map { .string($0) } ?? .null
                 console.resultJSON(.object(o))
             } else {
                 console.result("\(list.count) lines: \(ok) succeeded, \(failed) failed, \(rejected) rejected, "
                                + "\(indeterminate) indeterminate, \(open.count) unfinished")
-                console.result("results: \(resultsPath)")
+                console.result(resultsPath.map { "results: \($0)" } ?? "results: none recorded yet")
             }
             if !indeterminateLines.isEmpty {
                 console.note("\(indeterminate) line(s) indeterminate (a submit was sent but its answer was lost; the task "

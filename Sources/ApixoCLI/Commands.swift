@@ -29,6 +29,7 @@ func reporting(_ global: GlobalOptions, _ body: (Console) throws -> Int32) throw
     let console = global.console()
     var status: Int32
     do {
+        try global.checkNumbers()
         status = try body(console)
     } catch let f as CLIFailure {
         report(f, task: nil, console: console)
@@ -86,7 +87,8 @@ private func printPaths(_ t: TaskSnapshot, _ paths: [String], console: Console) 
     }
 }
 
-/// Waits with progress, then downloads; exit 5 for a failed task.
+/// Waits with progress, then downloads; exit 5 for a failed task. A download that fails
+/// after the task succeeded names the command that fetches the images again.
 private func waitAndDownload(_ w: ProgressWait, out: String?, console: Console) throws -> Int32 {
     let done: TaskSnapshot
     do {
@@ -99,16 +101,34 @@ private func waitAndDownload(_ w: ProgressWait, out: String?, console: Console) 
         return ExitStatus.ok
     }
     if console.stderrIsTTY { console.live("\(done.id)  downloading \(done.resultURLs.count) file(s)") }
-    let paths = try w.client.downloadResults(done, to: out)
+    let paths: [String]
+    do {
+        paths = try w.client.downloadResults(done, to: out)
+    } catch let e as ApixoError {
+        console.clearLive()
+        let model = w.model == Request.defaultModel ? "" : " --model \(shellQuoted(w.model))"
+        let again = "apixo download \(shellQuoted(done.id)) --out \(shellQuoted(out))\(model)"
+        throw CLIFailure(ExitStatus.forCode(e.code),
+                         "\(e.message); task \(done.id) succeeded, fetch its images again with: \(again)", code: e.code)
+    }
     console.clearLive()
     printPaths(done, paths, console: console)
     return ExitStatus.ok
 }
 
-private func deadline(_ timeout: Double?) throws -> Double? {
-    guard let timeout else { return nil }
-    guard timeout.isFinite, timeout > 0 else { throw CLIFailure(ExitStatus.badInput, "--timeout must be a number of seconds > 0") }
-    return monotonicSeconds() + timeout
+private func deadline(_ timeout: Double?) -> Double? {
+    timeout.map { monotonicSeconds() + $0 }
+}
+
+/// `s` as one shell word: as it is when it is plain, else in single quotes.
+func shellQuoted(_ s: String) -> String {
+    let plain = !s.isEmpty && s.utf8.allSatisfy { c in
+        (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || "/._-+:,=@%".utf8.contains(c)
+    }
+    if plain { return s }
+    var q = "'"
+    for ch in s { q += ch == "'" ? "'\\''" : String(ch) }
+    return q + "'"
 }
 
 struct Generate: ParsableCommand {
@@ -119,7 +139,8 @@ struct Generate: ParsableCommand {
     @OptionGroup var request: RequestOptions
     @Option(help: ArgumentHelp("Directory for the images (created if missing).", valueName: "DIR"))
     var out: String = "."
-    @Option(help: ArgumentHelp("Give up after S seconds in all: local queue, submit and wait (exit 6). "
+    @Option(parsing: .unconditional,
+            help: ArgumentHelp("Give up after S seconds in all: local queue, submit and wait (exit 6). "
                                + "Past it in the queue nothing is submitted; past it later the task goes on.",
                                valueName: "S"))
     var timeout: Double?
@@ -128,7 +149,10 @@ struct Generate: ParsableCommand {
     func run() throws {
         try reporting(global) { console in
             let req = try request.request(prompt: prompt)
-            let until = try deadline(timeout)
+            try NumberRule.positive("--timeout", timeout)
+            let until = deadline(timeout)
+            let out = trimmedDirectory(out)
+            try checkWritableDirectory(out)
             let client = try global.makeClient()
             defer { client.close() }
             let started = monotonicSeconds()
@@ -202,12 +226,14 @@ struct Wait: ParsableCommand {
 
     @Argument(help: "The task ID.") var taskId: String
     @Option(help: "The model the task was submitted to.") var model: String = Request.defaultModel
-    @Option(help: ArgumentHelp("Give up after S seconds (exit 6).", valueName: "S")) var timeout: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Give up after S seconds (exit 6).", valueName: "S"))
+    var timeout: Double?
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         try reporting(global) { console in
-            let until = try deadline(timeout)
+            try NumberRule.positive("--timeout", timeout)
+            let until = deadline(timeout)
             let client = try global.makeClient()
             defer { client.close() }
             let w = ProgressWait(client: client, console: console, model: model, taskId: taskId, deadline: until)
@@ -224,12 +250,16 @@ struct Download: ParsableCommand {
     @Option(help: "The model the task was submitted to.") var model: String = Request.defaultModel
     @Option(help: ArgumentHelp("Directory for the images (created if missing).", valueName: "DIR"))
     var out: String = "."
-    @Option(help: ArgumentHelp("Give up waiting after S seconds (exit 6).", valueName: "S")) var timeout: Double?
+    @Option(parsing: .unconditional, help: ArgumentHelp("Give up waiting after S seconds (exit 6).", valueName: "S"))
+    var timeout: Double?
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         try reporting(global) { console in
-            let until = try deadline(timeout)
+            try NumberRule.positive("--timeout", timeout)
+            let until = deadline(timeout)
+            let out = trimmedDirectory(out)
+            try checkWritableDirectory(out)
             let client = try global.makeClient()
             defer { client.close() }
             let w = ProgressWait(client: client, console: console, model: model, taskId: taskId, deadline: until)

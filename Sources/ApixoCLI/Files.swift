@@ -11,6 +11,11 @@ func readWholeFile(_ path: String) throws -> [UInt8]? {
         throw CLIFailure(ExitStatus.localIO, "cannot open \(path): \(errnoText())", code: .io)
     }
     defer { close(fd) }
+    return try readAll(fd, name: path)
+}
+
+/// Everything left to read on `fd` (`name` is for messages).
+func readAll(_ fd: Int32, name path: String) throws -> [UInt8] {
     var data: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -39,6 +44,31 @@ func makeDirectories(_ dir: String) throws {
     guard stat(dir, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
         throw CLIFailure(ExitStatus.localIO, "\(dir) is not a directory", code: .io)
     }
+}
+
+/// Makes sure files can be created in `dir` (created if missing) before anything is sent:
+/// a paid task must not finish only to find that its images cannot be saved. Creates and
+/// removes a probe file, which (unlike access(2)) also holds for root and read-only mounts.
+func checkWritableDirectory(_ dir: String, option: String = "--out") throws {
+    do {
+        try makeDirectories(dir)
+    } catch let f as CLIFailure {
+        throw CLIFailure(f.status, f.message + "; nothing was sent", code: f.code)
+    }
+    var template = Array((dir == "/" ? "/" : dir + "/").utf8CString.dropLast()) + Array(".apixo-probe-XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    if fd < 0 {
+        throw CLIFailure(ExitStatus.localIO, "cannot write to \(option) \(dir): \(errnoText()); nothing was sent", code: .io)
+    }
+    close(fd)
+    template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+}
+
+/// A directory as the user typed it, less trailing slashes ("out/" -> "out", "/" stays).
+func trimmedDirectory(_ dir: String) -> String {
+    var d = dir
+    while d.count > 1, d.hasSuffix("/") { d.removeLast() }
+    return d
 }
 
 func syncDirectory(of path: String) {

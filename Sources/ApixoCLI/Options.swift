@@ -13,14 +13,16 @@ struct GlobalOptions: ParsableArguments {
                                valueName: "URL"))
     var baseURL: String?
 
-    @Option(name: .customLong("time-scale"),
+    // parsing: .unconditional takes "-5" as the value (then rejected by `validate` with the
+    // option's rule) instead of as an unknown option that leaves --rpm without a value.
+    @Option(name: .customLong("time-scale"), parsing: .unconditional,
             help: ArgumentHelp("Multiplies the client's time assumptions; match a simulator's --time-scale.", valueName: "F"))
     var timeScale: Double = 1.0
 
-    @Option(help: ArgumentHelp("Requests per minute the client allows itself (0: no limit).", valueName: "N"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Requests per minute the client allows itself (0: no limit).", valueName: "N"))
     var rpm: Int = 60
 
-    @Option(name: .customLong("max-tasks"),
+    @Option(name: .customLong("max-tasks"), parsing: .unconditional,
             help: ArgumentHelp("Concurrent tasks the client allows itself (0: no limit).", valueName: "N"))
     var maxTasks: Int = 10
 
@@ -32,6 +34,14 @@ struct GlobalOptions: ParsableArguments {
 
     @Flag(help: "Log the library's messages to stderr.")
     var verbose = false
+
+    /// The numeric options' rules (checked first thing in `reporting`, so --json gets its
+    /// error object).
+    func checkNumbers() throws {
+        try NumberRule.atLeast(0, "--rpm", rpm)
+        try NumberRule.atLeast(0, "--max-tasks", maxTasks)
+        try NumberRule.positive("--time-scale", timeScale)
+    }
 
     func console() -> Console { Console(json: json, quiet: quiet) }
 
@@ -49,9 +59,15 @@ struct GlobalOptions: ParsableArguments {
         o.journalPath = journal
         if verbose {
             o.logLevel = .debug
+            let json = json
             o.logger = { level, message in
                 let name = ["debug", "info", "warn", "error"][Int(level.rawValue)]
-                writeFD(2, "apixo: \(name): \(message)\n")
+                if json {
+                    let o = JSONObject([("log", .object(JSONObject([("level", .string(name)), ("message", .string(message))])))])
+                    writeFD(2, JSON.object(o).serialized() + "\n")
+                } else {
+                    writeFD(2, "apixo: \(name): \(message)\n")
+                }
             }
         }
         return o
@@ -76,7 +92,8 @@ struct RequestOptions: ParsableArguments {
     @Option(help: "The model ID.")
     var model: String = Request.defaultModel
 
-    @Option(name: .customLong("max-images"), help: ArgumentHelp("Images to generate (1 to 10).", valueName: "N"))
+    @Option(name: .customLong("max-images"), parsing: .unconditional,
+            help: ArgumentHelp("Images to generate (1 to 10).", valueName: "N"))
     var maxImages: Int = 1
 
     @Option(help: ArgumentHelp("2K or 3K, or an explicit size such as 2048x2048.", valueName: "R"))
@@ -137,11 +154,44 @@ struct RequestOptions: ParsableArguments {
     }
 }
 
+/// The rules of the numeric options, one message each: `--rpm -5` gets "--rpm must be 0 or
+/// more" (exit 2). The options take their value with `parsing: .unconditional`, so that "-5"
+/// is read as a value, not as an unknown option. (--max-images is checked by the request
+/// rules, which name the field and its range.)
+enum NumberRule {
+    static func fail(_ message: String) -> CLIFailure {
+        CLIFailure(ExitStatus.badInput, message, code: .invalidArgument)
+    }
+
+    static func atLeast(_ min: Int, _ name: String, _ value: Int) throws {
+        if value < min { throw fail("\(name) must be \(min) or more") }
+    }
+
+    static func range(_ r: ClosedRange<Int>, _ name: String, _ value: Int) throws {
+        if !r.contains(value) { throw fail("\(name) must be from \(r.lowerBound) to \(r.upperBound)") }
+    }
+
+    static func positive(_ name: String, _ value: Double?) throws {
+        if let value, !(value.isFinite && value > 0) { throw fail("\(name) must be a number greater than 0") }
+    }
+}
+
 /// Builds requests from the JSON objects of batch lines (and from the flags, via the same path).
 enum RequestBuilder {
+    /// The keys a line may have: the CLI's own spellings and the documented input fields.
+    /// Any other key is an error naming it (a typo such as "max_imgs" must not be sent as an
+    /// input field of a paid task); fields the CLI does not know go under "input".
+    static let knownKeys = ["model", "provider", "input", "prompt", "max_images", "maxImages", "format", "output_format",
+                            "aspect_ratio", "aspectRatio", "sequential", "sequential_image_generation", "web_search",
+                            "webSearch", "image", "images", "image_urls", "mode", "resolution", "prompt_optimize_mode"]
+
     /// Fields of a line that are not `input` fields, or that are spelled differently there.
     static func build(_ o: JSONObject) throws -> Request {
         do {
+            for key in o.keys where !knownKeys.contains(key) {
+                let hint = closestName(to: key, in: knownKeys).map { " (did you mean '\($0)'?)" } ?? ""
+                throw ApixoError(.invalidArgument, "unknown key '\(key)'\(hint); put fields the CLI does not know under \"input\"")
+            }
             let model: String?
             if let m = o["model"] {
                 guard let s = m.stringValue else { throw ApixoError(.invalidArgument, "model must be a string") }

@@ -86,7 +86,9 @@ func writeFD(_ fd: Int32, _ s: String) {
 }
 
 /// Where a command's output goes: results to stdout, progress and diagnostics to stderr.
-/// On a terminal stderr carries one live line that is redrawn in place.
+/// On a terminal stderr carries one live line that is redrawn in place. With --json stderr
+/// carries JSON lines only, terminal or not: `{"note": ...}`, `{"error": ...}`,
+/// `{"progress": {...}}`, `{"log": {...}}`.
 final class Console {
     let json: Bool
     let quiet: Bool
@@ -97,7 +99,7 @@ final class Console {
     init(json: Bool, quiet: Bool) {
         self.json = json
         self.quiet = quiet
-        stderrIsTTY = isatty(2) == 1 && (getenv("TERM").map { String(cString: $0) } ?? "") != "dumb"
+        stderrIsTTY = !json && isatty(2) == 1 && (getenv("TERM").map { String(cString: $0) } ?? "") != "dumb"
     }
 
     /// A result line on stdout.
@@ -115,15 +117,32 @@ final class Console {
 
     /// A diagnostic line on stderr (shown even with --quiet when `always`).
     func note(_ s: String, always: Bool = false) {
+        if json {
+            event(JSONObject([("note", .string(s))]), always: always)
+        } else {
+            line(s, always: always)
+        }
+    }
+
+    func error(_ s: String) {
+        if json {
+            event(JSONObject([("error", .string(s))]), always: true)
+        } else {
+            line("apixo: error: " + s, always: true)
+        }
+    }
+
+    /// One JSON object on stderr, as a line (--json).
+    func event(_ o: JSONObject, always: Bool = false) {
+        line(JSON.object(o).serialized(), always: always)
+    }
+
+    private func line(_ s: String, always: Bool) {
         if quiet && !always { return }
         lock.with {
             clearLiveLocked()
             writeFD(2, s + "\n")
         }
-    }
-
-    func error(_ s: String) {
-        note("apixo: error: " + s, always: true)
     }
 
     /// Redraws the live progress line (terminal only; nothing otherwise).
@@ -239,3 +258,37 @@ enum Signals {
 
 /// Written only by the signal handler (one aligned word).
 nonisolated(unsafe) private var signalReceived: Int32 = 0
+
+// MARK: suggestions
+
+/// The candidate closest to `word` by edit distance, when it is close enough to be a typo
+/// (at most a third of the word's length, and at most 3 edits).
+func closestName(to word: String, in candidates: [String]) -> String? {
+    let w = Array(word.lowercased().utf8)
+    var best: (String, Int)?
+    for c in candidates {
+        let d = editDistance(w, Array(c.lowercased().utf8))
+        if d < (best?.1 ?? Int.max) { best = (c, d) }
+    }
+    guard let (name, d) = best, d > 0, d <= min(3, max(1, w.count / 3)) else { return nil }
+    return name
+}
+
+/// Levenshtein distance, with a transposition of neighbours counted as one edit.
+func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var prev2 = [Int](repeating: 0, count: b.count + 1)
+    var prev = Array(0...b.count)
+    var cur = [Int](repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        cur[0] = i
+        for j in 1...b.count {
+            let cost = a[i - 1] == b[j - 1] ? 0 : 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { cur[j] = min(cur[j], prev2[j - 2] + 1) }
+        }
+        (prev2, prev, cur) = (prev, cur, prev2)
+    }
+    return prev[b.count]
+}

@@ -2,7 +2,9 @@
 
 import json
 import os
+import pty
 import re
+import select
 import selectors
 import signal
 import subprocess
@@ -135,3 +137,27 @@ def wait_for(pred, timeout=20.0, step=0.01):
             return True
         time.sleep(step)
     return False
+
+
+def run_pty(argv, env, timeout=30):
+    """Runs argv with stdin, stdout and stderr on a terminal; returns (exit code, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        env = dict(env, TERM="xterm")
+        os.execve(argv[0], argv, env)
+    buf = b""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if not ready:
+                continue
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        buf += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), buf.decode("utf-8", "replace")

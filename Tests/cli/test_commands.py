@@ -2,13 +2,11 @@
 
 import json
 import os
-import pty
 import re
-import select
 import subprocess
 import time
 
-from conftest import KEY, SCALE
+from conftest import KEY, SCALE, run_pty
 
 JPEG = b"\xff\xd8\xff"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -116,26 +114,8 @@ def test_wait_adds_no_busy_polling(cli):
 
 def test_progress_line_on_a_terminal(cli, tmp_path):
     cli.sim.config(time_scale=0.05)
-    pid, fd = pty.fork()
-    if pid == 0:
-        env = cli.env()
-        env["TERM"] = "xterm"
-        os.execve(cli.path, [cli.path, "generate", "tty", "--out", str(tmp_path), "--time-scale", "0.05"], env)
-    buf = b""
-    while True:
-        try:
-            ready, _, _ = select.select([fd], [], [], 20)
-            if not ready:
-                break
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        buf += chunk
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    text = buf.decode("utf-8", "replace")
+    code, text = run_pty([cli.path, "generate", "tty", "--out", str(tmp_path), "--time-scale", "0.05"], cli.env())
+    assert code == 0
     assert "\r\x1b[K" in text                     # redrawn in place
     assert "elapsed" in text and "left" in text   # elapsed and expected remaining time
     assert str(tmp_path) in text                  # the saved path
