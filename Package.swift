@@ -10,11 +10,14 @@ let package = Package(
         .library(name: "apixo", type: .dynamic, targets: ["ApixoC"]),
         // The Swift API, for Swift hosts.
         .library(name: "Apixo", targets: ["Apixo"]),
+        // swift-log for Swift hosts (ClientOptions.log(to:)); apart, so libapixo.so never links it.
+        .library(name: "ApixoLogging", targets: ["ApixoLogging"]),
         // Installed as `apixo` by `make install`.
         .executable(name: "apixo-cli", targets: ["ApixoCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl",
@@ -39,10 +42,12 @@ let package = Package(
                           dependencies: ["Apixo",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           exclude: ["README.md"]),
+        .target(name: "ApixoLogging", dependencies: ["Apixo", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "ApixoTests", dependencies: ["Apixo"]),
         // `make bench-policy`: the Scheduler and poll policies in simulated time (a test target,
         // so it reaches the internal core and stays out of libapixo.so). Under `swift test` it
         // runs one seed and checks the invariants; APIXO_POLICY_BENCH_SEEDS=N prints the table.
         .testTarget(name: "ApixoPolicyBench", dependencies: ["Apixo"]),
+        .testTarget(name: "ApixoLoggingTests", dependencies: ["ApixoLogging"]),
     ]
 )
