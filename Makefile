@@ -18,7 +18,7 @@ CFLAGS_TEST := -std=c99 -Wall -Wextra -pedantic -Werror -g -O1 -D_POSIX_C_SOURCE
 LIB         := $(BUILD)/lib/libapixo.so
 
 .PHONY: all deps deps-hosts lib cli cdef examples install uninstall test test-swift test-sim test-c test-python \
-        test-cli test-header test-abi test-case test-valgrind test-hosts test-redis test-fork fuzz fuzz-build \
+        test-cli test-header test-abi test-case test-swift-example test-valgrind test-hosts test-redis test-fork fuzz fuzz-build \
         fuzz-ci demo bench clean
 
 all: lib cli examples cdef
@@ -88,7 +88,7 @@ uninstall:
 	rm -f $(PREFIX)/lib/libapixo.so* $(PREFIX)/include/apixo.h $(PREFIX)/include/apixo_cdef.h $(PREFIX)/bin/apixo $(PREFIX)/lib/pkgconfig/apixo.pc
 
 # ---------------------------------------------------------------- tests
-test: deps test-case all test-header test-abi test-swift test-sim test-c test-fork test-python test-cli test-hosts test-redis test-valgrind
+test: deps test-case all test-header test-abi test-swift test-swift-example test-sim test-c test-fork test-python test-cli test-hosts test-redis test-valgrind
 	@echo "make test: all suites passed"
 
 test-header: all
@@ -107,6 +107,15 @@ test-abi: all
 test-swift:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# The Apixo module under complete concurrency checking, then the Swift example package
+# (Swift 6 language mode, warnings as errors; its own .build) run against the simulator.
+test-swift-example:
+	$(SWIFT) build --scratch-path .build-strict --target Apixo -Xswiftc -strict-concurrency=complete -Xswiftc -warnings-as-errors
+	$(SWIFT) build --package-path examples/swift
+	rm -rf $(BUILD)/example-swift
+	$(PYTHON) examples/run_with_sim.py --time-scale 0.02 --small-images -- \
+	    $$($(SWIFT) build --package-path examples/swift --show-bin-path)/ApixoExample $(BUILD)/example-swift
 
 test-sim:
 	$(PYTHON) -m pytest -q sim/tests
@@ -204,4 +213,4 @@ bench-policy: deps all
 	$(PYTHON) bench/policy_sim.py
 
 clean:
-	rm -rf $(BUILD) .build .build-bench
+	rm -rf $(BUILD) .build .build-bench .build-strict examples/swift/.build
