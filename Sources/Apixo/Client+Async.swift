@@ -170,20 +170,21 @@ extension Client {
                                                 task: o.task ?? TaskSnapshot.standIn(id: taskId, model: model, tag: nil)))
             }
         }
-        try onEngine { [self] in
-            addListener(taskId: taskId, model: model, tag: nil, .waiter(id, w), journalSeq: nil)
-            guard let t = tasks[taskId], t.listeners.contains(where: { if case .waiter(id, _) = $0 { return true } else { return false } })
-            else { return }
-            if let s = t.snapshot { yieldIfNew(s) }
-            t.observers[id] = { yieldIfNew($0) }
-        }
-        // Weak: an abandoned stream must not keep the client open.
+        // Set before the listener exists, so that no ending of the stream can miss it. Weak: an
+        // abandoned stream must not keep the client open.
         out.onTermination = { [weak self] reason in
             guard let client = self else { return }
             client.engine.post {
                 client.tasks[taskId]?.observers[id] = nil
                 if case .cancelled = reason { client.timeOutWaiter(taskId: taskId, id: id, w, code: .cancelled) }
             }
+        }
+        try onEngine { [self] in
+            addListener(taskId: taskId, model: model, tag: nil, .waiter(id, w), journalSeq: nil)
+            guard let t = tasks[taskId], t.listeners.contains(where: { if case .waiter(id, _) = $0 { return true } else { return false } })
+            else { return }
+            if let s = t.snapshot { yieldIfNew(s) }
+            t.observers[id] = { yieldIfNew($0) }
         }
         return stream
     }
