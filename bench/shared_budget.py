@@ -12,31 +12,12 @@ round trips per task (from redis-server's own command counters, INFO commandstat
 """
 import argparse
 import os
-import socket
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "Tests", "redis"))
 import test_shared_budget as t  # noqa: E402
-
-
-def redis_commands(port):
-    """Commands redis-server has run (INFO commandstats), INFO itself left out."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"INFO commandstats\r\n")
-        data = b""
-        while b"\r\n" not in data:
-            data += s.recv(65536)
-        head, _, body = data.partition(b"\r\n")
-        size = int(head[1:])  # a RESP bulk string: $<len>\r\n<len bytes>\r\n
-        while len(body) < size:
-            body += s.recv(65536)
-    total = 0
-    for line in body.decode().splitlines():
-        if line.startswith("cmdstat_") and not line.startswith("cmdstat_info"):
-            total += int(line.split("calls=")[1].split(",")[0])
-    return total
+from redis_harness import commands_run as redis_commands  # noqa: E402
 
 
 def main():

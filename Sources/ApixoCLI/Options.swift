@@ -26,6 +26,11 @@ struct GlobalOptions: ParsableArguments {
             help: ArgumentHelp("Concurrent tasks the client allows itself (0: no limit).", valueName: "N"))
     var maxTasks: Int = 10
 
+    @Option(name: .customLong("shared-budget"),
+            help: ArgumentHelp("Share the account's budget with every client on this Redis: redis://[:password@]host[:port][/db] or unix:///path (default: $APIXO_SHARED_BUDGET).",
+                               valueName: "URL"))
+    var sharedBudget: String?
+
     @Flag(help: "Machine-readable output: one JSON object per result on stdout.")
     var json = false
 
@@ -53,6 +58,7 @@ struct GlobalOptions: ParsableArguments {
             if let baseURL { try o.setBaseURL(baseURL) }
             try o.setTimeScale(timeScale)
             try o.setLimits(requestsPerMinute: rpm, maxConcurrentTasks: maxTasks)
+            if let sharedBudget { try o.setSharedBudget(url: sharedBudget) }
         } catch let e as ApixoError {
             throw CLIFailure(ExitStatus.badInput, e.message, code: e.code)
         }

@@ -9,7 +9,6 @@ counters: 429s, tasks created, submits per prompt.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,50 +17,14 @@ import urllib.request
 
 import pytest
 
+from redis_harness import Redis
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SIM = os.path.join(ROOT, "sim", "apixo_sim.py")
 WORKER = os.environ.get("APIXO_REDIS_WORKER") or os.path.join(ROOT, "build", "tests", "redis_worker")
 SCALE = "0.02"
 KEY = "sk-sim"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Redis:
-    def __init__(self, port=None):
-        self.port = port or free_port()
-        self.proc = None
-        self.start()
-
-    @property
-    def url(self):
-        return "redis://127.0.0.1:%d" % self.port
-
-    def start(self):
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 class Sim:

@@ -823,6 +823,11 @@ class Client:
         ca_file: a PEM bundle for TLS instead of the system store.
         journal: a file that makes tasks survive a crash of the host.
         max_download_bytes: the largest downloaded file (default 64 MiB).
+        shared_budget: a Redis URL (``redis://[:password@]host[:port][/db]`` or
+            ``unix:///path``) whose budget every client of the account shares, in any
+            process or machine (``None``: ``APIXO_SHARED_BUDGET``, else a local budget).
+        shared_budget_namespace: the key prefix in Redis (``None``: derived from a hash
+            of the API key).
         logger: receives the library's log lines (default ``logging.getLogger("apixo")``
             at its effective level when the client is created; ``False``: none).
 
@@ -841,6 +846,8 @@ class Client:
                  ca_file: Optional[PathLike] = None,
                  journal: Optional[PathLike] = None,
                  max_download_bytes: Optional[int] = None,
+                 shared_budget: Optional[str] = None,
+                 shared_budget_namespace: Optional[str] = None,
                  logger: Union[logging.Logger, bool, None] = None) -> None:
         opts = N.apixo_options_new()
         if not opts:
@@ -866,6 +873,10 @@ class Client:
             if max_download_bytes is not None:
                 _raise(N.apixo_options_set_max_download_bytes(
                     opts, _int64(max_download_bytes, "max_download_bytes")))
+            if shared_budget is not None or shared_budget_namespace is not None:
+                _raise(N.apixo_options_set_shared_budget(
+                    opts, None if shared_budget is None else _b(shared_budget),
+                    None if shared_budget_namespace is None else _b(shared_budget_namespace)))
             if logger is not False:
                 lg = _log.logger() if logger is None or logger is True else logger
                 log_fn, min_level = _make_logger(lg)
