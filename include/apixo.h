@@ -272,7 +272,8 @@ apixo_code apixo_options_set_limits(apixo_options *opts, int requests_per_minute
  * the leases of a process that dies expire, never before its tasks could have
  * ended on the server). Waiting clients take freed slots in FIFO order. At most
  * one Redis round trip per API request, plus a heartbeat per client every
- * second (scaled by the time scale). Every Redis call is bounded (250 ms);
+ * 2 s and, while it waits for a slot, one attempt per heartbeat (both scaled by
+ * the time scale). Every Redis call is bounded (250 ms);
  * when Redis is unreachable or slow the client goes on with its fair share of
  * the limits (the limits divided among the live clients it last saw), logs
  * that once at APIXO_LOG_WARN, and returns to the shared budget when Redis

@@ -60,6 +60,10 @@ final class SharedBudget: Budget {
     private var rateNotBefore = 0.0
     /// Earliest time to ask for a slot again after a refusal.
     private var slotNotBefore = 0.0
+    /// When pending releases go out on their own if no grant has carried them.
+    private var releaseDue = 0.0
+    /// Tickets ahead of ours when a slot was last refused.
+    private var slotRank = 0
     private var pausedUntil = 0.0
     /// This client's own sends, oldest first: stats, and the fallback's window.
     private var sends: [Double] = []
@@ -79,7 +83,7 @@ final class SharedBudget: Budget {
         self.maxSlots = max(0, maxSlots)
         self.timeoutMs = timeoutMs
         self.logger = logger
-        heartbeat = max(0.01, 1.0 * scale)
+        heartbeat = max(0.01, 2.0 * scale)
         minimumHold = 120 * scale
         var rng = SystemRandomNumberGenerator()
         clientID = String(rng.next() as UInt64, radix: 16) + String(rng.next() as UInt64, radix: 16)
@@ -194,10 +198,10 @@ final class SharedBudget: Budget {
     func release(_ lease: SlotLease, now: Double) {
         guard let l = leases.removeValue(forKey: lease) else { return }
         if maxSlots > 0 {
+            if pendingReleases.isEmpty { releaseDue = now + heartbeat / 10 }
             pendingReleases.append(l.member)
             // A freed slot may serve this client's next submit at once: ask again now.
             slotNotBefore = 0
-            nextHeartbeat = min(nextHeartbeat, now + heartbeat / 4)
         }
     }
 
@@ -213,29 +217,79 @@ final class SharedBudget: Budget {
     func tick(now: Double) -> Double? {
         lastNow = max(lastNow, now)
         if now >= nextHeartbeat {
-            nextHeartbeat = now + heartbeat
-            if down && now < nextReconnect { return min(nextHeartbeat, nextReconnect) }
+            if down && now < nextReconnect {
+                nextHeartbeat = now + heartbeat
+                return min(nextHeartbeat, nextReconnect)
+            }
+            sendHeartbeat(now)
+        } else if !pendingReleases.isEmpty, now >= releaseDue {
+            // Releases ride with the next grant; nothing was sent for a while: send them.
             sendHeartbeat(now)
         }
         if down { return min(nextHeartbeat, nextReconnect) }
+        var wake = nextHeartbeat
+        if !pendingReleases.isEmpty { wake = min(wake, releaseDue) }
         // A submit refused a slot asks again then.
-        return slotNotBefore > now ? min(nextHeartbeat, slotNotBefore) : nextHeartbeat
+        if slotNotBefore > now { wake = min(wake, slotNotBefore) }
+        return wake
     }
 
     // MARK: Redis
 
     private enum Grant { case granted, refused, unreachable }
 
-    private static let grantScript = """
+    /// The one script of the shared budget: every call is one EVALSHA of it, so a heartbeat
+    /// rides along with a grant whenever one is due and a waiting client's slot attempt is its
+    /// heartbeat.
+    /// KEYS: 1 rate (request ids by Redis time), 2 pause (a 429's pause, with a TTL), 3 slots
+    /// (leases by expiry), 4 queue (slot tickets by arrival), 5 seen (tickets by last attempt),
+    /// 6 seq (ticket counter), 7 clients (by last heartbeat), 8 client ids (score 0: ranks by
+    /// id, stable between heartbeats).
+    /// ARGV: 1 capacity, 2 window, 3 request id ("": no request, a heartbeat only), 4 want a
+    /// slot (0/1), 5 max slots, 6 lease id, 7 lease ms, 8 ticket, 9 ticket ttl, 10 heartbeat
+    /// (0/1), 11 client ttl, 12 n, 13 m, then n pairs (lease, hold ms) to renew, m ages of this
+    /// client's requests still in the window (restored after an outage: a restarted Redis knows
+    /// nothing of them, the server still counts them), then the leases to release.
+    /// Returns {granted, wait ms or ticket rank, why (0 ok, 1 paused, 2 rate, 3 slot), slots
+    /// held by all, requests in the window of all, live clients, this client's rank}.
+    private static let script = """
     local t = redis.call('TIME')
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    for i = 10, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
+    local n = tonumber(ARGV[12])
+    local m = tonumber(ARGV[13])
+    for i = 14 + 2 * n + m, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
+    local live, rank = 0, 0
+    if ARGV[10] == '1' then
+      redis.call('ZADD', KEYS[7], now, ARGV[8])
+      redis.call('ZADD', KEYS[8], 0, ARGV[8])
+      local gone = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now - tonumber(ARGV[11]))
+      for _, id in ipairs(gone) do
+        redis.call('ZREM', KEYS[7], id)
+        redis.call('ZREM', KEYS[8], id)
+      end
+      for i = 0, n - 1 do
+        redis.call('ZADD', KEYS[3], now + tonumber(ARGV[15 + 2 * i]), ARGV[14 + 2 * i])
+      end
+      for i = 0, m - 1 do
+        redis.call('ZADD', KEYS[1], now - tonumber(ARGV[14 + 2 * n + i]), ARGV[8] .. ':restored:' .. i)
+      end
+      if m > 0 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 1000) end
+      live = redis.call('ZCARD', KEYS[8])
+      rank = redis.call('ZRANK', KEYS[8], ARGV[8]) or 0
+    end
+    local cap = tonumber(ARGV[1])
+    local win = tonumber(ARGV[2])
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
+    local function answer(ok, wait, why)
+      return {ok, wait, why, redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[1]), live, rank}
+    end
+    if ARGV[3] == '' then return answer(0, 0, 0) end
     local pttl = redis.call('PTTL', KEYS[2])
-    if pttl > 0 then return {0, pttl, 1, redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[1])} end
+    if pttl > 0 then return answer(0, pttl, 1) end
     local want = ARGV[4] == '1'
     local maxs = tonumber(ARGV[5])
     if want and maxs > 0 then
-      redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
       local stale = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[9]))
       for _, s in ipairs(stale) do
         redis.call('ZREM', KEYS[4], s)
@@ -246,16 +300,13 @@ final class SharedBudget: Budget {
       end
       redis.call('ZADD', KEYS[5], now, ARGV[8])
       local free = maxs - redis.call('ZCARD', KEYS[3])
-      local rank = redis.call('ZRANK', KEYS[4], ARGV[8])
-      if rank >= free then return {0, -1, 3, redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[1])} end
+      local ahead = redis.call('ZRANK', KEYS[4], ARGV[8])
+      if ahead >= free then return answer(0, ahead, 3) end
     end
-    local cap = tonumber(ARGV[1])
-    local win = tonumber(ARGV[2])
     if cap > 0 then
-      redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
       if redis.call('ZCARD', KEYS[1]) >= cap then
         local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-        return {0, math.max(1, tonumber(oldest[2]) + win - now), 2, redis.call('ZCARD', KEYS[3]), cap}
+        return answer(0, math.max(1, tonumber(oldest[2]) + win - now), 2)
       end
       redis.call('ZADD', KEYS[1], now, ARGV[3])
       redis.call('PEXPIRE', KEYS[1], win + 1000)
@@ -265,96 +316,70 @@ final class SharedBudget: Budget {
       redis.call('ZREM', KEYS[4], ARGV[8])
       redis.call('ZREM', KEYS[5], ARGV[8])
     end
-    return {1, 0, 0, redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[1])}
-    """
-
-    /// KEYS: clients (score: last heartbeat), client ids (score 0, so ranks go by id and stay
-    /// put between heartbeats), slots, rate. ARGV: id, client ttl, window, n, m, n pairs (lease,
-    /// hold), m ages of this client's requests still in the window (restored after an outage:
-    /// a restarted Redis knows nothing of them, the server still counts them), releases.
-    /// Returns live clients, this client's rank, slots held by all, requests in the window of
-    /// all: what the fallback needs to stay inside the limits.
-    private static let heartbeatScript = """
-    local t = redis.call('TIME')
-    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    redis.call('ZADD', KEYS[1], now, ARGV[1])
-    redis.call('ZADD', KEYS[2], 0, ARGV[1])
-    local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-    for _, id in ipairs(gone) do
-      redis.call('ZREM', KEYS[1], id)
-      redis.call('ZREM', KEYS[2], id)
-    end
-    local n = tonumber(ARGV[4])
-    local m = tonumber(ARGV[5])
-    for i = 0, n - 1 do
-      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[7 + 2 * i]), ARGV[6 + 2 * i])
-    end
-    for i = 0, m - 1 do
-      redis.call('ZADD', KEYS[4], now - tonumber(ARGV[6 + 2 * n + i]), ARGV[1] .. ':restored:' .. i)
-    end
-    if m > 0 then redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[3]) + 1000) end
-    for i = 6 + 2 * n + m, #ARGV do redis.call('ZREM', KEYS[3], ARGV[i]) end
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]))
-    return {redis.call('ZCARD', KEYS[2]), redis.call('ZRANK', KEYS[2], ARGV[1]) or 0,
-            redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4])}
+    return answer(1, 0, 0)
     """
 
     private func ms(_ seconds: Double) -> String {
         String(Int(min(max(0, seconds), 86_400 * 30) * 1000))
     }
 
-    private func grant(now: Double, slot: Lease?) -> Grant {
-        requestSeq += 1
+    /// One run of the script: a request token (`request`), with a slot (`slot`), or neither
+    /// (a heartbeat). The heartbeat part comes along whenever one is due.
+    private func run(now: Double, request: Bool, slot: Lease?) -> Grant {
+        let beat = !request || now >= nextHeartbeat
+        if beat { nextHeartbeat = now + heartbeat }
+        var id = ""
+        if request {
+            requestSeq += 1
+            id = clientID + ":r" + String(requestSeq)
+        }
+        // A probe after an outage restores this client's requests still in the window.
+        let restore: [Double] = beat && down ? Array(sends[sendsHead...]).filter { $0 + window > now } : []
+        let renew = beat ? Array(leases.values) : []
         let releases = pendingReleases
-        var args = [String(requestsPerWindow), ms(window), clientID + ":r" + String(requestSeq),
-                    slot == nil ? "0" : "1", String(maxSlots), slot?.member ?? "", ms(slot?.hold ?? 0),
-                    clientID, ms(heartbeat * 4)]
+        var args = [String(requestsPerWindow), ms(window), id, slot == nil ? "0" : "1", String(maxSlots),
+                    slot?.member ?? "", ms(slot?.hold ?? 0), clientID, ms(heartbeat * 2.5),
+                    beat ? "1" : "0", ms(heartbeat * 5), String(renew.count), String(restore.count)]
+        for l in renew { args += [l.member, ms(l.hold)] }
+        args += restore.map { ms(now - $0) }
         args += releases
-        guard let r = call(now, { try $0.eval(SharedBudget.grantScript,
-                                              keys: [key("rate"), key("pause"), key("slots"), key("queue"),
-                                                     key("seen"), key("seq")], args: args) }) else { return .unreachable }
-        guard let a = r.array, a.count == 5, let ok = a[0].integer, let wait = a[1].integer, let why = a[2].integer,
-              let slots = a[3].integer, let requests = a[4].integer else {
+        guard let r = call(now, { try $0.eval(SharedBudget.script,
+                                              keys: ["rate", "pause", "slots", "queue", "seen", "seq", "clients",
+                                                     "clientids"].map(key), args: args) }) else { return .unreachable }
+        guard let a = r.array, a.count == 7, let ok = a[0].integer, let wait = a[1].integer, let why = a[2].integer,
+              let slots = a[3].integer, let requests = a[4].integer, let live = a[5].integer, let me = a[6].integer else {
             unexpected(now, r)
             return .unreachable
         }
         pendingReleases.removeFirst(releases.count)
-        // The freshest view of all the clients, for the allowances of an outage.
-        seenSlots = Int(max(0, min(slots, 1_000_000)))
-        seenRequests = Int(max(0, min(requests, 1_000_000)))
-        if ok == 1 { return .granted }
-        let w = Double(max(1, min(wait, 86_400_000))) / 1000
-        switch why {
-        case 1: pausedUntil = max(pausedUntil, now + w)
-        case 2: rateNotBefore = now + w
-        default: slotNotBefore = now + heartbeat
+        if beat {
+            liveClients = Int(max(1, min(live, 1_000_000)))
+            rank = Int(max(0, min(me, 1_000_000)))
         }
-        return .refused
+        switch (ok, why) {
+        case (1, _), (_, 0): break
+        case (_, 1): pausedUntil = max(pausedUntil, now + Double(max(1, min(wait, 86_400_000))) / 1000)
+        case (_, 2): rateNotBefore = now + Double(max(1, min(wait, 86_400_000))) / 1000
+        default:
+            // Waiting for a slot: ask again at the next heartbeat (the attempt is the
+            // heartbeat), or sooner when an answer shows more free slots than tickets ahead.
+            slotNotBefore = nextHeartbeat
+            slotRank = Int(max(0, min(wait, 1_000_000)))
+        }
+        see(slots: slots, requests: requests)
+        return ok == 1 ? .granted : .refused
     }
 
-    private func sendHeartbeat(_ now: Double) {
-        // A probe after an outage restores this client's requests still in the window.
-        let restore: [Double] = down ? Array(sends[sendsHead...]).filter { $0 + window > now } : []
-        var args = [clientID, ms(heartbeat * 5), ms(window), String(leases.count), String(restore.count)]
-        for l in leases.values { args += [l.member, ms(l.hold)] }
-        args += restore.map { ms(now - $0) }
-        let releases = pendingReleases
-        args += releases
-        guard let r = call(now, { try $0.eval(SharedBudget.heartbeatScript,
-                                              keys: [key("clients"), key("clientids"), key("slots"), key("rate")],
-                                              args: args) })
-        else { return }
-        guard let a = r.array, a.count == 4, let live = a[0].integer, let me = a[1].integer,
-              let slots = a[2].integer, let rate = a[3].integer else {
-            unexpected(now, r)
-            return
-        }
-        pendingReleases.removeFirst(releases.count)
-        liveClients = Int(max(1, min(live, 1_000_000)))
-        rank = Int(max(0, min(me, 1_000_000)))
+    private func grant(now: Double, slot: Lease?) -> Grant { run(now: now, request: true, slot: slot) }
+
+    private func sendHeartbeat(_ now: Double) { _ = run(now: now, request: false, slot: nil) }
+
+    /// The freshest view of all the clients (for the allowances of an outage, and to ask for a
+    /// slot again as soon as one is free for us).
+    private func see(slots: Int64, requests: Int64) {
         seenSlots = Int(max(0, min(slots, 1_000_000)))
-        seenRequests = Int(max(0, min(rate, 1_000_000)))
+        seenRequests = Int(max(0, min(requests, 1_000_000)))
+        if slotNotBefore > 0, maxSlots - seenSlots > slotRank { slotNotBefore = 0 }
     }
 
     /// Runs one Redis operation; on failure switches to the local fallback (logged once).

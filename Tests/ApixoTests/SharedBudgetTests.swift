@@ -60,6 +60,15 @@ final class RedisServer {
     }
 }
 
+/// Log lines at once, on the calling thread.
+final class InlineDelivery: Delivery {
+    func start() {}
+    func complete(_ c: Completion) {}
+    func log(_ level: LogLevel, _ message: String, _ sink: @escaping LogSink) { sink(level, message) }
+    var isDeliveryThread: Bool { false }
+    func stop() {}
+}
+
 final class SharedBudgetTests: XCTestCase {
     final class Lines {
         let lock = NSLock()
@@ -72,7 +81,7 @@ final class SharedBudgetTests: XCTestCase {
                 slots: Int = 0, scale: Double = 0.01, log: Lines? = nil) throws -> SharedBudget {
         SharedBudget(url: try RedisURL.parse(server.url), namespace: namespace, requestsPerWindow: rpm,
                      window: window, maxSlots: slots, scale: scale, timeoutMs: 250,
-                     logger: Logger(sink: { _, m in log?.add(m) }, minLevel: .debug, delivery: DispatcherThread()))
+                     logger: Logger(sink: { _, m in log?.add(m) }, minLevel: .debug, delivery: InlineDelivery()))
     }
 
     func testURLs() throws {
