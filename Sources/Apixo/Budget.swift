@@ -13,6 +13,11 @@ protocol Budget: AnyObject {
     var requestsPerWindow: Int { get }
     var window: Double { get }
     var maxSlots: Int { get }
+    /// The requests per window this client plans its polls for (0 = unlimited): the whole
+    /// budget for a local one; for a shared one, this client's share among the live clients,
+    /// so that N clients do not each plan for the whole account and crowd out each other's
+    /// submits. (Added to the fixed seams.)
+    var requestShare: Int { get }
     /// Earliest time >= now at which one more API request may be sent.
     func nextRequestTime(now: Double) -> Double
     /// Takes one request token at `now`; false when refused (a shared budget lost a race):
@@ -55,6 +60,7 @@ final class LocalBudget: Budget {
     }
 
     var requestsPerWindow: Int { limiter.capacity }
+    var requestShare: Int { limiter.capacity }
     var window: Double { limiter.window }
     var slotsHeld: Int { leases.count }
 

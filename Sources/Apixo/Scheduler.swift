@@ -71,7 +71,7 @@ final class Scheduler<Submit: QueuedSubmit, Task: ScheduledTask> {
     var queuedSubmits: Int { submits.count - cancelledInQueue }
 
     var load: PollLoad {
-        PollLoad(trackedTasks: tasks.count, queuedSubmits: queuedSubmits, requestsPerWindow: budget.requestsPerWindow,
+        PollLoad(trackedTasks: tasks.count, queuedSubmits: queuedSubmits, requestsPerWindow: budget.requestShare,
                  window: budget.window, overdueTasks: overdueTasks)
     }
 

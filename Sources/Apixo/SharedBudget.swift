@@ -98,6 +98,9 @@ final class SharedBudget: Budget {
 
     // MARK: Budget
 
+    /// This client's share of the window among the live clients (at least one request).
+    var requestShare: Int { requestsPerWindow == 0 ? 0 : max(1, localShare(of: requestsPerWindow)) }
+
     func nextRequestTime(now: Double) -> Double {
         lastNow = max(lastNow, now)
         var t = max(now, pausedUntil)
