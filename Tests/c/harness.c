@@ -497,11 +497,15 @@ void h_slot_cb(apixo_code code, const apixo_task *task, void *user_data) {
   pthread_mutex_unlock(&slots_lock);
 }
 
-int h_wait_tracked(apixo_client *c, long long n, double seconds) {
+int h_wait_accepted(apixo_client *c, h_slot *slots, int nslots, long long n, double seconds) {
   double deadline = h_now() + seconds * h_slow();
   for (;;) {
     int64_t tracked = 0;
-    if (apixo_client_stats(c, NULL, NULL, &tracked, NULL, NULL) == APIXO_OK && tracked >= n) return 1;
+    long long fired = 0;
+    pthread_mutex_lock(&slots_lock);
+    for (int i = 0; i < nslots; i++) fired += slots[i].fired > 0;
+    pthread_mutex_unlock(&slots_lock);
+    if (apixo_client_stats(c, NULL, NULL, &tracked, NULL, NULL) == APIXO_OK && tracked + fired >= n) return 1;
     if (h_now() > deadline) return 0;
     h_sleep_ms(10);
   }

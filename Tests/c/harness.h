@@ -129,10 +129,11 @@ typedef struct h_slot {
 
 /* A callback recording into the h_slot passed as user_data (thread-safe). */
 void h_slot_cb(apixo_code code, const apixo_task *task, void *user_data);
-/* Waits until the client tracks at least n tasks (apixo_client_stats; a submitted task is
- * tracked once its id is known, and journalled, on the client's side) or the deadline
- * (seconds) passes. 1 when it does. */
-int h_wait_tracked(apixo_client *c, long long n, double seconds);
+/* Waits until n of the tasks whose callbacks record into slots[0..nslots) have been accepted
+ * on the client's side (their ids known and journalled): tracked (apixo_client_stats; a task is
+ * tracked once its id is on disk) plus already fired >= n, or the deadline (seconds) passes.
+ * 1 when they have. For thread-mode clients (the slots fire on their own). */
+int h_wait_accepted(apixo_client *c, h_slot *slots, int nslots, long long n, double seconds);
 /* Waits until every slot fired at least once or the deadline (seconds) passes. */
 int h_wait_slots(h_slot *slots, int n, double seconds);
 /* Locks a mutex shared by the slot callbacks (to read slots consistently). */
