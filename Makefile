@@ -87,6 +87,20 @@ install: all
 uninstall:
 	rm -f $(PREFIX)/lib/libapixo.so* $(PREFIX)/include/apixo.h $(PREFIX)/include/apixo_cdef.h $(PREFIX)/bin/apixo $(PREFIX)/lib/pkgconfig/apixo.pc
 
+# The Python package as a manylinux wheel: pip wheel bundles libapixo.so, auditwheel repair
+# vendors libcurl, jansson and what they need (stripped) and names the glibc floor in the tag.
+# Needs `pip install auditwheel==6.8.2` and patchelf. Result: build/wheel/apixo-*.whl
+WHEEL_DIR := $(BUILD)/wheel
+.PHONY: wheel
+wheel: lib
+	rm -rf $(WHEEL_DIR) && mkdir -p $(WHEEL_DIR)/raw
+	APIXO_LIBRARY=$(LIB) $(PYTHON) -m pip wheel --no-deps -q \
+	    -w $(WHEEL_DIR)/raw bindings/python
+	rm -rf bindings/python/build bindings/python/apixo.egg-info
+	$(PYTHON) -m auditwheel repair --strip -w $(WHEEL_DIR) $(WHEEL_DIR)/raw/apixo-*.whl
+	rm -rf $(WHEEL_DIR)/raw
+	$(PYTHON) -m auditwheel show $(WHEEL_DIR)/apixo-*.whl
+
 # ---------------------------------------------------------------- tests
 test: deps test-case all test-header test-abi test-swift test-swift-example test-sim test-c test-fork test-python test-cli test-hosts test-redis test-valgrind
 	@echo "make test: all suites passed"
