@@ -17,7 +17,7 @@ environment prints them to stderr without any code.
 from __future__ import annotations
 
 from . import _client, _types
-from ._client import Client, Stats, Task, library_version
+from ._client import AsyncClient, Client, Stats, Task, library_version
 from ._errors import (
     AuthenticationError,
     BadRequestError,
@@ -67,6 +67,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Client",
+    "AsyncClient",
     "Task",
     "Stats",
     "OnDone",

@@ -78,7 +78,7 @@ else:
                     else Callable[[Task], object])
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-__all__ = ["Client", "Task", "Stats", "OnDone", "OnUpdate", "library_version"]
+__all__ = ["Client", "AsyncClient", "Task", "Stats", "OnDone", "OnUpdate", "library_version"]
 
 _STATES: Dict[int, State] = {
     N.APIXO_STATE_PENDING: "pending", N.APIXO_STATE_PROCESSING: "processing",
@@ -604,6 +604,8 @@ class _Core:
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self.closing = False
         self.pid = os.getpid()
+        self.loop: Optional[asyncio.AbstractEventLoop] = None  # AsyncClient: the reader's loop
+        self.fd = -1
         handle = N.apixo_client_p()
         _raise(N.apixo_client_new(opts, byref(handle)))
         self.handle: Any = handle
@@ -645,6 +647,7 @@ class _Core:
             self.closing = True
             handle = self.handle
             pool, self._pool = self._pool, None
+        self.unbind_loop()
         if pool is not None:
             pool.shutdown(wait=False)
         if handle is not None:
@@ -656,6 +659,37 @@ class _Core:
             self._pending.clear()
 
     # -- helper threads for asyncio ---------------------------------------------
+
+    # -- the queue delivery mode (AsyncClient) ----------------------------------
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Lets ``loop`` run this client's completions and log lines: a reader on the
+        client's event descriptor that calls ``apixo_dispatch`` (queue mode only)."""
+        if self.loop is loop:
+            return
+        self.unbind_loop()
+        fd = ctypes.c_int(-1)
+        _raise(N.apixo_client_event_fd(self.h(), byref(fd)))
+        self.fd = fd.value
+        loop.add_reader(self.fd, self.dispatch_ready)
+        self.loop = loop
+        _log.logger().debug("completions of this client now run on %r", loop)
+
+    def unbind_loop(self) -> None:
+        loop, self.loop = self.loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self.fd)
+
+    def dispatch_ready(self) -> None:
+        """The reader: runs the waiting events (at most 64 a turn: the descriptor stays
+        readable, so the loop comes back for the rest after its other work)."""
+        handle = self.handle
+        if handle is None or self.closing:
+            self.unbind_loop()
+            return
+        code = N.apixo_dispatch(handle, 64, 0, None)
+        if code != N.APIXO_OK:
+            _log.logger().warning("apixo: dispatching events: %s", N.last_error())
 
     async def in_pool(self, call: Callable[[], _T], never_ran: Optional[Callable[[], None]] = None,
                       late: Optional[Callable[[_T], None]] = None) -> _T:
@@ -832,10 +866,13 @@ class Client:
             at its effective level when the client is created; ``False``: none).
 
     Every method is thread-safe; blocking methods release the GIL and are interrupted
-    by Ctrl-C. A client belongs to the process that created it: in a forked child every
+    by Ctrl-C. ``on_done`` callbacks and the logger run on the client's dispatcher
+    thread (see :class:`AsyncClient` for the event loop instead). A client belongs to the process that created it: in a forked child every
     call raises :class:`ClosedError` (create a new client there). Use it as a context
     manager (``with`` or ``async with``) or call :meth:`close` (safe twice).
     """
+
+    _DELIVERY = N.APIXO_DELIVERY_THREAD
 
     def __init__(self, api_key: Optional[str] = None, base_url: Optional[str] = None, *,
                  timeout: float = 30.0,
@@ -881,6 +918,7 @@ class Client:
                 lg = _log.logger() if logger is None or logger is True else logger
                 log_fn, min_level = _make_logger(lg)
                 _raise(N.apixo_options_set_logger(opts, log_fn, min_level, None))
+            _raise(N.apixo_options_set_delivery(opts, self._DELIVERY))
             self._core = _Core(opts, log_fn)
         finally:
             N.apixo_options_free(opts)  # the client copied it
@@ -904,7 +942,14 @@ class Client:
         :class:`ClosedError` delivered."""
         import asyncio
 
+        self._core.unbind_loop()  # on the loop's own thread, before the descriptor goes
         await asyncio.get_running_loop().run_in_executor(None, self.close)
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """The running loop (an AsyncClient also has it run its completions)."""
+        import asyncio
+
+        return asyncio.get_running_loop()
 
     @property
     def closed(self) -> bool:
@@ -1301,6 +1346,7 @@ class Client:
     async def _asubmit(self, req: _Request, deadline: Optional[float]) -> str:
         core = self._core
         try:
+            self._bind()
             handle = core.h()
         except BaseException:
             req.close()
@@ -1328,13 +1374,13 @@ class Client:
         """
         core = self._core
         handle = core.h()
-
+        self._bind()
         return await core.in_pool(_status_call(core, handle, model, task_id))
 
     async def adownload(self, url: str, path: PathLike) -> str:
         """:meth:`download` for asyncio (on the client's helper pool)."""
         handle = self._core.h()
-
+        self._bind()
         return await self._core.in_pool(_download_call(handle, url, path))
 
     @_doc
@@ -1383,7 +1429,7 @@ class Client:
 
         core = self._core
         handle = core.h()
-        loop = asyncio.get_running_loop()
+        loop = self._bind()
         fut: asyncio.Future[Task] = loop.create_future()
         token = core.register(_resolver(loop, fut))
         code = N.apixo_watch(handle, _b(model), _b(task_id), core.trampoline, token)
@@ -1429,6 +1475,34 @@ class Client:
 
     def __repr__(self) -> str:
         return f"<apixo.Client {'closed' if self.closed else 'open'}>"
+
+
+class AsyncClient(Client):
+    """A :class:`Client` for asyncio programs: nothing of Python ever runs on a library
+    thread. It uses the library's queue delivery mode: completions and log lines wait in
+    the client's queue, and the event loop runs them (``loop.add_reader`` on the client's
+    event descriptor, then ``apixo_dispatch``) from the first ``await`` of one of its
+    coroutines on. The client has no dispatcher thread, so ``agenerate`` and ``awatch``
+    are settled on the loop thread itself; ``on_done`` callbacks and the logger run there
+    too. The blocking calls work as on :class:`Client` (``drain`` runs the waiting
+    callbacks on its caller). Use one loop per client and close it on that loop
+    (``async with`` or :meth:`aclose`). Takes the options of :class:`Client`.
+    """
+
+    _DELIVERY = N.APIXO_DELIVERY_QUEUE
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        self._core.bind_loop(loop)
+        return loop
+
+    async def __aenter__(self) -> AsyncClient:
+        """``async with AsyncClient() as client:`` binds it to the running loop and closes
+        it (:meth:`aclose`) at the end."""
+        self._bind()
+        return self
 
 
 def _submit_call(handle: Any, req: _Request, deadline: Optional[float]) -> Callable[[], str]:

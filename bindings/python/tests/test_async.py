@@ -165,3 +165,72 @@ def test_on_update_sees_each_state_change(sim):
     assert sim_states[-1] == "success"
     # no state repeats: each call is a change
     assert all(a != b for a, b in zip(sim_states, sim_states[1:])), sim_states
+
+
+def test_async_client_runs_everything_on_the_loop_thread(sim, tmp_path):
+    """AsyncClient: the queue delivery mode; completions, on_done callbacks and log lines
+    run on the event loop's thread, and the client has no dispatcher thread."""
+    import logging
+
+    prompts = [uniq(f"queue {i}") for i in range(20)]
+    threads = {"done": set(), "log": set()}
+
+    class Record(logging.Handler):
+        def emit(self, record):
+            threads["log"].add(threading.get_ident())
+
+    lg = logging.getLogger("apixo.test.queue")
+    lg.setLevel(logging.DEBUG)
+    lg.addHandler(Record())
+
+    async def main():
+        samples = []
+        async with apixo.AsyncClient(api_key=sim.key, base_url=sim.api,
+                                     time_scale=sim.time_scale, logger=lg) as client:
+            loop_thread = threading.get_ident()
+            got = []
+            client.submit(uniq("with on_done"), max_images=1,
+                          on_done=lambda t, e: (threads["done"].add(threading.get_ident()),
+                                                got.append(e)))
+            samples.append(os_thread_count())
+            tasks = await asyncio.gather(*(client.agenerate(p, max_images=1, timeout=60)
+                                           for p in prompts))
+            samples.append(os_thread_count())
+            while not got:
+                await asyncio.sleep(0.01)
+            saved = await tasks[0].asave(tmp_path)
+        return loop_thread, tasks, got, saved, samples
+
+    with make_client(sim) as threaded:
+        threaded_count = os_thread_count()
+    baseline = os_thread_count()
+    loop_thread, tasks, got, saved, samples = asyncio.run(main())
+    assert all(t.succeeded for t in tasks) and got == [None] and len(saved) == 1
+    assert threads["done"] == {loop_thread}
+    assert threads["log"] == {loop_thread}, threads["log"]
+    # an engine thread and the fixed submit pool; no dispatcher (a threaded client has one)
+    assert max(samples) <= baseline + 1 + apixo._client._POOL_SIZE
+    assert threaded_count == baseline + 2  # engine + dispatcher, for comparison
+
+
+def test_async_client_cancellation_and_timeout(sim):
+    sim.faults({"kind": "delay", "ms": 3000, "endpoint": "statusTask", "count": 5})
+
+    async def main():
+        async with apixo.AsyncClient(api_key=sim.key, base_url=sim.api,
+                                     time_scale=sim.time_scale) as client:
+            job = asyncio.ensure_future(client.agenerate(uniq("cancel me"), max_images=1))
+            while client.stats().pending_callbacks == 0:
+                await asyncio.sleep(0.01)
+            job.cancel()
+            with pytest.raises(asyncio.CancelledError) as info:
+                await job
+            while client.stats().pending_callbacks:  # the cancellation runs on this loop
+                await asyncio.sleep(0.01)
+            with pytest.raises(apixo.TimeoutError) as late:
+                await client.agenerate(uniq("slow"), max_images=1, timeout=0.2)
+            return info.value, late.value
+
+    cancelled, timed_out = asyncio.run(main())
+    assert cancelled.apixo_task_id.startswith("task_")
+    assert timed_out.task_id.startswith("task_")

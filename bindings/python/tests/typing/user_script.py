@@ -78,6 +78,8 @@ async def main() -> None:
                       time_scale=1.0, ca_file=None, journal=None, max_download_bytes=1 << 20,
                       logger=logging.getLogger("mine")) as client:
         await concurrent(client)
+    async with apixo.AsyncClient(api_key="sk", time_scale=1.0) as queued:
+        await concurrent(queued)
     with Client(logger=False) as client:
         blocking(client)
 
