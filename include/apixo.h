@@ -200,6 +200,8 @@ typedef struct apixo_options apixo_options;
  *   journal            none
  *   max download bytes 64 MiB
  *   delivery           APIXO_DELIVERY_THREAD
+ *   max Retry-After    300000 ms (5 minutes)
+ *   download timeout   600000 ms (10 minutes) per attempt
  * The environment is read by apixo_client_new, not here. Owned: free with
  * apixo_options_free. NULL only when memory is exhausted.
  */
@@ -358,6 +360,32 @@ typedef enum apixo_delivery {
  * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, mode not one of the two).
  */
 apixo_code apixo_options_set_delivery(apixo_options *opts, apixo_delivery mode);
+
+/*
+ * The longest wait a server's Retry-After (on a 429 or 503 answer to a status
+ * request, a submit or a download; delta-seconds or an HTTP date) is honoured
+ * for, in milliseconds. Default 300000 (5 minutes); 0 honours no wait at all.
+ * A Retry-After up to the cap is waited out (as a retry's backoff; a 429 also
+ * holds every request of the client that long). One that asks for more is not
+ * waited for: the call (or the tracking of the task) ends at once with the
+ * code of the answer (APIXO_ERR_RATE_LIMITED for 429, APIXO_ERR_SERVER for
+ * 503) and a message that quotes the server's Retry-After; the client-wide
+ * hold of a 429 then lasts the cap, never longer. Retry-After is the server's
+ * time: the time scale does not apply to it.
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, ms < 0).
+ */
+apixo_code apixo_options_set_max_retry_after_ms(apixo_options *opts, long ms);
+
+/*
+ * The longest one download attempt (apixo_download, apixo_download_results)
+ * may take from connect to last byte, in milliseconds. Default 600000 (10
+ * minutes). The HTTP timeout (apixo_options_set_timeout_ms) still bounds each
+ * stretch without data; this bounds a transfer that trickles. An attempt past
+ * it ends with APIXO_ERR_TIMEOUT (retried like other timeouts, up to
+ * max_retries, each attempt with the whole bound again).
+ * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, ms <= 0).
+ */
+apixo_code apixo_options_set_download_timeout_ms(apixo_options *opts, long ms);
 
 /* =========================================================================
  * Client

@@ -36,6 +36,10 @@ public struct ClientOptions: Sendable {
     /// Which policy plans the polls. Unset: the APIXO_POLL_POLICY environment variable
     /// (`learned` or `ewma`), else `.learned`.
     public var pollPolicy: PollPolicyKind?
+    /// The longest server Retry-After honoured, milliseconds; a longer one fails the call.
+    public var maxRetryAfterMs = 300_000
+    /// The longest one download attempt may take (connect to last byte), milliseconds.
+    public var downloadTimeoutMs = 600_000
 
     public init() {}
 
@@ -95,6 +99,16 @@ public struct ClientOptions: Sendable {
         }
         sharedBudgetURL = url
         sharedBudgetNamespace = url == nil ? nil : namespace
+    }
+
+    public mutating func setMaxRetryAfterMs(_ ms: Int) throws {
+        guard ms >= 0 else { throw ApixoError(.invalidArgument, "max_retry_after_ms must be 0 or more") }
+        maxRetryAfterMs = ms
+    }
+
+    public mutating func setDownloadTimeoutMs(_ ms: Int) throws {
+        guard ms > 0 else { throw ApixoError(.invalidArgument, "download_timeout_ms must be greater than 0") }
+        downloadTimeoutMs = ms
     }
 
     public mutating func setBaseURL(_ url: String) throws {

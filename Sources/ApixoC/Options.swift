@@ -87,6 +87,16 @@ public func apixo_options_set_max_download_bytes(_ o: OpaquePointer?, _ n: Int64
     withOptions(o) { try $0.options.setMaxDownloadBytes(n) }
 }
 
+@_cdecl("apixo_options_set_max_retry_after_ms")
+public func apixo_options_set_max_retry_after_ms(_ o: OpaquePointer?, _ ms: Int) -> Int32 {
+    withOptions(o) { try $0.options.setMaxRetryAfterMs(ms) }
+}
+
+@_cdecl("apixo_options_set_download_timeout_ms")
+public func apixo_options_set_download_timeout_ms(_ o: OpaquePointer?, _ ms: Int) -> Int32 {
+    withOptions(o) { try $0.options.setDownloadTimeoutMs(ms) }
+}
+
 @_cdecl("apixo_options_set_journal")
 public func apixo_options_set_journal(_ o: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
     withOptions(o) { $0.options.journalPath = try optionalPath(path) }

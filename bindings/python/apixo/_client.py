@@ -837,6 +837,15 @@ def _make_logger(logger: logging.Logger) -> Tuple[Any, int]:
     return N.apixo_log_fn(log), min_level
 
 
+def _millis(seconds: Any, name: str, *, allow_zero: bool) -> int:
+    """Seconds (int or float) as whole milliseconds for a C long option."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise error_for_code(N.APIXO_ERR_INVALID_ARGUMENT, f"{name}: expected seconds")
+    if not (seconds >= 0 if allow_zero else seconds > 0) or seconds > 2**53 / 1000:
+        raise error_for_code(N.APIXO_ERR_INVALID_ARGUMENT, f"{name}: out of range")
+    return max(0 if allow_zero else 1, int(round(seconds * 1000)))
+
+
 # ---------------------------------------------------------------------------
 # Client
 # ---------------------------------------------------------------------------
@@ -862,6 +871,10 @@ class Client:
             process or machine (``None``: ``APIXO_SHARED_BUDGET``, else a local budget).
         shared_budget_namespace: the key prefix in Redis (``None``: derived from a hash
             of the API key).
+        max_retry_after: seconds (default 300): a server's Retry-After past it ends the
+            call at once instead of being waited out.
+        download_timeout: seconds (default 600): the bound of one download attempt,
+            connect to last byte.
         logger: receives the library's log lines (default ``logging.getLogger("apixo")``
             at its effective level when the client is created; ``False``: none).
 
@@ -885,6 +898,8 @@ class Client:
                  max_download_bytes: Optional[int] = None,
                  shared_budget: Optional[str] = None,
                  shared_budget_namespace: Optional[str] = None,
+                 max_retry_after: Optional[float] = None,
+                 download_timeout: Optional[float] = None,
                  logger: Union[logging.Logger, bool, None] = None) -> None:
         opts = N.apixo_options_new()
         if not opts:
@@ -914,6 +929,12 @@ class Client:
                 _raise(N.apixo_options_set_shared_budget(
                     opts, None if shared_budget is None else _b(shared_budget),
                     None if shared_budget_namespace is None else _b(shared_budget_namespace)))
+            if max_retry_after is not None:
+                _raise(N.apixo_options_set_max_retry_after_ms(
+                    opts, _millis(max_retry_after, "max_retry_after", allow_zero=True)))
+            if download_timeout is not None:
+                _raise(N.apixo_options_set_download_timeout_ms(
+                    opts, _millis(download_timeout, "download_timeout", allow_zero=False)))
             if logger is not False:
                 lg = _log.logger() if logger is None or logger is True else logger
                 log_fn, min_level = _make_logger(lg)

@@ -271,6 +271,16 @@ apixo_options_set_delivery = _declare(
     "apixo_code apixo_options_set_delivery(apixo_options *opts, apixo_delivery mode);",
     "apixo_options_set_delivery", apixo_code, [apixo_options_p, apixo_delivery])
 
+# apixo_code apixo_options_set_max_retry_after_ms(apixo_options *opts, long ms);
+apixo_options_set_max_retry_after_ms = _declare(
+    "apixo_code apixo_options_set_max_retry_after_ms(apixo_options *opts, long ms);",
+    "apixo_options_set_max_retry_after_ms", apixo_code, [apixo_options_p, c_long])
+
+# apixo_code apixo_options_set_download_timeout_ms(apixo_options *opts, long ms);
+apixo_options_set_download_timeout_ms = _declare(
+    "apixo_code apixo_options_set_download_timeout_ms(apixo_options *opts, long ms);",
+    "apixo_options_set_download_timeout_ms", apixo_code, [apixo_options_p, c_long])
+
 # ---------------------------------------------------------------------------
 # Client
 # ---------------------------------------------------------------------------
