@@ -73,12 +73,12 @@ extension Client {
         while true {
             do {
                 return try downloadOnce(url: url, finalPath: finalPath)
-            } catch let e as ApixoError where e.retryable && attempt < options.maxRetries {
-                let wait = retryDelay(e, attempt: attempt)
-                logger.log(.info, "\(e.message); retrying the download in \(Int(wait * 1000)) ms")
+            } catch let caught as ApixoError where caught.retryable && attempt < options.maxRetries {
+                var e = caught
+                guard let wait = retryDelay(&e, attempt: attempt) else { throw e }
+                logger.log(.info, "\(e.message); retrying the download in \(Bounded.wholeMillis(wait)) ms")
                 attempt += 1
-                var ts = timespec(tv_sec: Int(wait), tv_nsec: Int((wait - wait.rounded(.down)) * 1e9))
-                nanosleep(&ts, nil)
+                guard sleepUnlessClosed(wait) else { throw ApixoError(.closed, "the client closed during the download") }
             }
         }
     }
@@ -97,9 +97,10 @@ extension Client {
             Glibc.close(fd)
             if !keep { unlink(tmp) }
         }
-        // The HTTP timeout bounds each stretch without data, not the whole file.
+        // The HTTP timeout bounds each stretch without data; the download timeout the whole file.
         var req = HTTPRequest(method: .get, url: url, timeoutMs: options.timeoutMs)
         req.idleTimeout = true
+        req.totalTimeoutMs = options.downloadTimeoutMs
         req.followRedirects = true
         req.maxBodyBytes = Int(clamping: options.maxDownloadBytes)
         req.sinkFD = fd
@@ -119,6 +120,12 @@ extension Client {
             throw ApixoError(.protocol, "download of \(url) exceeds the \(options.maxDownloadBytes)-byte limit")
         }
         if r.writeFailed { throw ApixoError(.io, "writing \(tmp) failed: \(String(cString: strerror(errno)))") }
+        if r.curlCode == CURLE_OPERATION_TIMEDOUT, !r.idleTimedOut, r.status != 0 {
+            var e = ApixoError(.timeout, "download of \(url): not complete within the \(options.downloadTimeoutMs) ms "
+                                         + "download timeout (\(r.bodyBytes) bytes received)")
+            e.retryable = true
+            throw e
+        }
         if r.curlCode != CURLE_OK {
             var e = ApixoError(r.curlCode == CURLE_OPERATION_TIMEDOUT ? .timeout : .network, "download of \(url): \(r.curlMessage)")
             e.retryable = true
@@ -128,13 +135,20 @@ extension Client {
             let code: ApixoCode = r.status == 404 || r.status == 410 ? .notFound : ApixoCode.forStatus(r.status)
             var e = ApixoError(code, "download of \(url): HTTP \(r.status)")
             e.retryable = r.status == 429 || r.status >= 500
-            e.retryAfter = r.retryAfter
+            e.takeRetryAfter(from: r)
             throw e
         }
-        if let cl = r.header("content-length").flatMap({ Int($0) }), cl != r.bodyBytes {
-            var e = ApixoError(.network, "download of \(url): got \(r.bodyBytes) of \(cl) bytes")
-            e.retryable = true
-            throw e
+        if let text = r.header("content-length") {
+            guard let cl = Int(text), cl >= 0 else {
+                throw ApixoError(.protocol, "download of \(url): Content-Length '\(text.prefix(40))' is not a byte count")
+            }
+            // curl decodes a compressed body: its length is then not the Content-Length.
+            let encoded = r.header("content-encoding").map { $0.lowercased() != "identity" } ?? false
+            if !encoded, cl != r.bodyBytes {
+                var e = ApixoError(.network, "download of \(url): got \(r.bodyBytes) of \(cl) bytes")
+                e.retryable = true
+                throw e
+            }
         }
         guard fsync(fd) == 0 else { throw ApixoError(.io, "fsync \(tmp): \(String(cString: strerror(errno)))") }
         fchmod(fd, 0o644)

@@ -165,9 +165,9 @@ extension Client {
                 return
             }
             if let wait = scheduler.submitRefused(ps, e, safe: safe, now: clock.now) {
-                logger.log(.info, "\(e.message); retrying the submit in \(Int(wait * 1000)) ms")
+                logger.log(.info, "\(e.message); retrying the submit in \(Bounded.wholeMillis(wait)) ms")
             } else {
-                failSubmit(ps, e)
+                failSubmit(ps, e.beyondRetryAfterCap(scheduler.maxRetryAfter, capMs: options.maxRetryAfterMs))
             }
             pump()
         }
@@ -219,9 +219,10 @@ extension Client {
         case .failure(let e):
             if e.code == .closed { return }
             if let wait = scheduler.pollFailed(t, e, now: clock.now) {
-                logger.log(.info, "\(e.message); polling \(t.id) again in \(Int(wait * 1000)) ms")
+                logger.log(.info, "\(e.message); polling \(t.id) again in \(Bounded.wholeMillis(wait)) ms")
                 pump()
             } else {
+                let e = e.beyondRetryAfterCap(scheduler.maxRetryAfter, capMs: options.maxRetryAfterMs)
                 finish(t, Outcome(code: e.code, task: t.snapshot, message: e.message), terminal: false)
             }
         }
@@ -406,11 +407,14 @@ extension Client {
                     if let t = tasks[taskId], t.model == model { apply(t, snap) }
                     completion(.success(snap.with(model: model, tag: tasks[taskId]?.tag)))
                 case .failure(let e):
-                    if e.retryable, attempt < options.maxRetries, !shutDown {
-                        let wait = scheduler.retryWait(e, attempt: attempt, now: clock.now)
-                        engine.after(wait) { [self] in fetchStatus(model: model, taskId: taskId, attempt: attempt + 1, completion: completion) }
+                    if e.retryable, attempt < options.maxRetries, !shutDown,
+                       let wait = scheduler.retryWait(e, attempt: attempt, now: clock.now) {
+                        // A shutdown drops the timer: the caller then gets `.closed` at once.
+                        engine.after(wait, orOnStop: { completion(.failure(ApixoError(.closed, "the client is closed"))) }) { [self] in
+                            fetchStatus(model: model, taskId: taskId, attempt: attempt + 1, completion: completion)
+                        }
                     } else {
-                        completion(.failure(e))
+                        completion(.failure(e.beyondRetryAfterCap(scheduler.maxRetryAfter, capMs: options.maxRetryAfterMs)))
                     }
                 }
             }

@@ -5,7 +5,14 @@ import Glibc
 public struct Outcome: Sendable {
     public let code: ApixoCode
     public let task: TaskSnapshot?
+    /// One line, never the API key (sanitised here: it may quote a server's fail message).
     public let message: String
+
+    init(code: ApixoCode, task: TaskSnapshot?, message: String) {
+        self.code = code
+        self.task = task
+        self.message = Sanitizer.message(message)
+    }
 }
 
 /// What a client dropped in a forked child leaves behind, never freed (see `Client.deinit`).
@@ -43,7 +50,12 @@ public final class Client: @unchecked Sendable {
 
     // Shared state (under `stateLock`).
     private let stateLock = Mutex()
+    /// Broadcast when `closing` becomes true: wakes the sleeps of blocking calls.
+    private let closed = Condition()
     private var closing = false
+    /// Whether init got as far as registering the key with the sanitiser (a failed init runs
+    /// deinit, and must not unregister a key another client of this process still uses).
+    private var keyRegistered = false
     /// Callbacks registered and not yet fired, for drain.
     let ledger = CallbackLedger()
 
@@ -111,11 +123,14 @@ public final class Client: @unchecked Sendable {
         case .ewma: defaultPolicy = PollPlanner(scale: opts.timeScale)
         }
         scheduler = Scheduler(budget: chosen, policy: policy ?? defaultPolicy,
-                              maxRetries: opts.maxRetries, scale: opts.timeScale)
+                              maxRetries: opts.maxRetries, scale: opts.timeScale,
+                              maxRetryAfter: Double(opts.maxRetryAfterMs) / 1000)
         engine = try Engine(caFile: opts.caFile, clock: clock)
         if let path = opts.journalPath {
             journal = try Journal(path: path)
         }
+        Sanitizer.register(key)  // from now on no message of this process can show it
+        keyRegistered = true
         engine.start()
         delivery.start()
         logger.log(.debug, "client started: base \(baseURL), \(opts.requestsPerMinute) rpm, \(opts.maxConcurrentTasks) tasks, \(opts.resolvedPollPolicy.rawValue) poll policy")
@@ -149,6 +164,7 @@ public final class Client: @unchecked Sendable {
         let first = stateLock.with { () -> Bool in
             if closing { return false }
             closing = true
+            closed.broadcast()
             return true
         }
         guard first else { return }
@@ -156,6 +172,7 @@ public final class Client: @unchecked Sendable {
         engine.stop()
         delivery.stop()
         journal?.close()
+        if keyRegistered { Sanitizer.unregister(apiKey) }
     }
 
     var isClosing: Bool { stateLock.with { closing } }
@@ -163,6 +180,18 @@ public final class Client: @unchecked Sendable {
     /// Throws `.closed` in a forked child; checked first by every entry point, before any lock.
     func checkProcess() throws {
         if inForkedChild { throw ApixoError(.closed, Client.forkedMessage) }
+    }
+
+    /// Sleeps `seconds` on the calling thread unless the client closes first (then at once).
+    /// - Returns: false when the client closed.
+    func sleepUnlessClosed(_ seconds: Double) -> Bool {
+        let deadline = monotonicSeconds() + max(0, min(seconds, 1e9))
+        return stateLock.with {
+            while !closing {
+                if !closed.wait(stateLock, until: deadline) { return !closing }
+            }
+            return false
+        }
     }
 
     func checkOpen() throws {
@@ -284,9 +313,15 @@ public final class Client: @unchecked Sendable {
 
     static func checkModel(_ model: String?) throws -> String { try Request.checkModel(model) }
 
-    /// Backoff with jitter for retry `attempt` (0-based), or the server's Retry-After when longer.
-    func retryDelay(_ e: ApixoError, attempt: Int) -> Double {
-        scheduler.backoff.retryDelay(retryAfter: e.retryAfter, attempt: attempt, random: Double.random(in: 0..<1))
+    /// The wait before download retry `attempt` (0-based) after `e`: backoff with jitter, or the
+    /// server's Retry-After when longer. nil when the Retry-After is past the cap: the call then
+    /// ends with `e`, whose message now says what the server asked for.
+    func retryDelay(_ e: inout ApixoError, attempt: Int) -> Double? {
+        if let ra = e.retryAfter, ra > scheduler.maxRetryAfter {
+            e = e.beyondRetryAfterCap(scheduler.maxRetryAfter, capMs: options.maxRetryAfterMs)
+            return nil
+        }
+        return scheduler.backoff.retryDelay(retryAfter: e.retryAfter, attempt: attempt, random: Double.random(in: 0..<1))
     }
 
     static func checkTaskId(_ id: String) throws {
@@ -398,6 +433,7 @@ public final class Client: @unchecked Sendable {
         let deadline = timeoutMs < 0 ? nil : monotonicSeconds() + Double(timeoutMs) / 1000
         if let queue = delivery as? EventQueue { return try drainQueue(queue, until: deadline) }
         let left = ledger.wait(until: deadline)
+        if isClosing { throw ApixoError(.closed, "the client was closed: pending callbacks fired with APIXO_ERR_CLOSED") }
         if left > 0 { throw ApixoError(.timeout, "\(left) callbacks still pending") }
     }
 

@@ -9,13 +9,21 @@ final class TimerToken {
     /// Dropped once the timer fires or is cancelled: the closures hold tasks and the client,
     /// and a token held by a task must not keep that cycle alive.
     private(set) var action: (() -> Void)?
+    /// Runs instead of `action` when the engine stops first (a blocked caller gets `.closed`).
+    private(set) var onStop: (() -> Void)?
     var cancelled = false {
-        didSet { if cancelled { action = nil } }
+        didSet {
+            if cancelled {
+                action = nil
+                onStop = nil
+            }
+        }
     }
 
-    init(due: Double, seq: UInt64, action: @escaping () -> Void) {
+    init(due: Double, seq: UInt64, onStop: (() -> Void)? = nil, action: @escaping () -> Void) {
         self.due = due
         self.seq = seq
+        self.onStop = onStop
         self.action = action
     }
 }
@@ -126,11 +134,12 @@ final class Engine {
         }
     }
 
-    /// Schedules `action` after `delay` seconds (engine thread only).
+    /// Schedules `action` after `delay` seconds (engine thread only). `onStop` runs instead
+    /// when the engine stops before then: a timer a blocked call waits on must say how to wake it.
     @discardableResult
-    func after(_ delay: Double, _ action: @escaping () -> Void) -> TimerToken {
+    func after(_ delay: Double, orOnStop onStop: (() -> Void)? = nil, _ action: @escaping () -> Void) -> TimerToken {
         timerSeq += 1
-        let t = TimerToken(due: clock.now + max(0, delay), seq: timerSeq, action: action)
+        let t = TimerToken(due: clock.now + max(0, delay), seq: timerSeq, onStop: onStop, action: action)
         timers.push(t)
         return t
     }
@@ -169,6 +178,7 @@ final class Engine {
                 curl_multi_remove_handle(self.multi, t.easy)
                 var r = t.finish(CURLE_OPERATION_TIMEDOUT)
                 r.curlMessage = "no data for \(t.request.timeoutMs) ms"
+                r.idleTimedOut = true
                 t.completion(r)
             } else {
                 self.watch(t, seen: seen, since: since)
@@ -205,8 +215,13 @@ final class Engine {
             if stopping && work.isEmpty {
                 abortAll()
                 // Timers hold closures that hold the client: drop them, or the client and
-                // everything it owns would outlive apixo_client_free.
-                timers = Heap<TimerToken>(less: { $0.due < $1.due })
+                // everything it owns would outlive apixo_client_free. A caller waiting on one
+                // is woken by its onStop.
+                while let t = timers.pop() {
+                    let stop = t.onStop
+                    t.cancelled = true
+                    stop?()
+                }
                 return
             }
             runDueTimers()
@@ -217,7 +232,7 @@ final class Engine {
 
             var waitMs = 3_600_000
             if let next = timers.first {
-                waitMs = min(waitMs, max(0, Int(((next.due - clock.now) * 1000).rounded(.up))))
+                waitMs = min(waitMs, Bounded.wholeMillis(next.due - clock.now))
             }
             var curlTimeout = -1
             curl_multi_timeout(multi, &curlTimeout)

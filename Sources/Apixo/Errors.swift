@@ -62,7 +62,8 @@ public enum ApixoCode: Int32, CaseIterable, Sendable {
     }
 }
 
-/// An error of the library: a code and a one-line message (never containing the API key).
+/// An error of the library: a code and a one-line message (never containing the API key:
+/// the message is sanitised here, whatever server text it quotes).
 /// `task` carries the last known snapshot where there is one (a failed task, a timed-out wait).
 public struct ApixoError: Error, CustomStringConvertible, Sendable {
     public let code: ApixoCode
@@ -70,6 +71,8 @@ public struct ApixoError: Error, CustomStringConvertible, Sendable {
     public var task: TaskSnapshot?
     /// Seconds the server asked us to wait (429/503 Retry-After), when it said so.
     var retryAfter: Double?
+    /// That Retry-After header as the server sent it (for messages).
+    var retryAfterHeader: String?
     /// Whether sending the same GET again could succeed (network, timeout, 429, 5xx, garbage).
     var retryable = false
     /// The API status behind the error, when there was one.
@@ -77,20 +80,21 @@ public struct ApixoError: Error, CustomStringConvertible, Sendable {
 
     public init(_ code: ApixoCode, _ message: String, task: TaskSnapshot? = nil) {
         self.code = code
-        self.message = ApixoError.oneLine(message)
+        self.message = Sanitizer.message(message)
         self.task = task
     }
 
-    /// Messages quote what servers send (states, envelope messages, task ids): control
-    /// characters become spaces so a message stays one line (found by Fuzz/webhook.swift).
-    static func oneLine(_ s: String) -> String {
-        guard s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f }) else { return s }
-        var out = String.UnicodeScalarView()
-        for u in s.unicodeScalars { out.append(u.value < 0x20 || u.value == 0x7f ? " " : u) }
-        return String(out)
-    }
-
     public var description: String { "\(code.name): \(message)" }
+
+    /// The same error with more said at the end of its message.
+    func appending(_ more: String) -> ApixoError {
+        var e = ApixoError(code, message + more, task: task)
+        e.retryAfter = retryAfter
+        e.retryAfterHeader = retryAfterHeader
+        e.retryable = retryable
+        e.httpStatus = httpStatus
+        return e
+    }
 }
 
 /// Log levels, as APIXO_LOG_* in the header.
@@ -118,7 +122,7 @@ final class Logger {
 
     func log(_ level: LogLevel, _ message: @autoclosure () -> String) {
         guard let sink, level >= minLevel else { return }
-        let text = message()
+        let text = Sanitizer.message(message())
         // The thread mode runs the host's sink right here, and host code may wait for a lock
         // its forking thread holds (Python's GIL): not while fork() waits for this thread
         // (see Sources/CApixoFork/fork.c).

@@ -23,6 +23,15 @@ final class Journal {
         var finished: Bool { delivered }
     }
 
+    /// Sequence numbers are 1, 2, 3, ...: a record numbered outside 0...maxSeq was not
+    /// written by this library and is skipped, and numbering can never overflow.
+    static let maxSeq: Int64 = 1 << 53
+    /// A line longer than this was not written by this library: skipped like a torn record,
+    /// without ever being held in memory whole. Records are kept below it when written.
+    static let maxLine = 32 << 20
+    /// A journal larger than this is refused: a compacted journal of live tasks is far smaller.
+    static let maxFile: Int64 = 1 << 30
+
     let path: String
     private var fd: Int32
     private let mutex = Mutex()
@@ -35,8 +44,7 @@ final class Journal {
 
     init(path: String) throws {
         self.path = path
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        if fd < 0 { throw ApixoError(.io, "journal \(path): \(String(cString: strerror(errno)))") }
+        fd = try Journal.openRegularFile(path)
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let busy = errno == EWOULDBLOCK
             Glibc.close(fd)
@@ -64,9 +72,50 @@ final class Journal {
 
     // MARK: reading
 
+    /// Opens (creating) the journal and refuses, without blocking, anything but a regular file
+    /// of at most `maxFile` bytes: a FIFO, a device or a directory is opened non-blocking (or
+    /// not at all), checked and closed again.
+    static func openRegularFile(_ path: String) throws -> Int32 {
+        func refuse(_ mode: mode_t) -> ApixoError {
+            let kind: String
+            switch mode & S_IFMT {
+            case S_IFDIR: kind = "a directory"
+            case S_IFIFO: kind = "a FIFO"
+            case S_IFCHR: kind = "a character device"
+            case S_IFBLK: kind = "a block device"
+            case S_IFSOCK: kind = "a socket"
+            default: kind = "not a file"
+            }
+            return ApixoError(.io, "journal \(path) is \(kind), not a regular file")
+        }
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFREG { throw refuse(st.st_mode) }
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0o644)
+        if fd < 0 {
+            if errno == EISDIR { throw refuse(S_IFDIR) }
+            throw ApixoError(.io, "journal \(path): \(String(cString: strerror(errno)))")
+        }
+        // Checked again on what was opened: the path may have changed since the stat.
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            Glibc.close(fd)
+            throw refuse(st.st_mode)
+        }
+        guard Int64(st.st_size) <= maxFile else {
+            Glibc.close(fd)
+            throw ApixoError(.io, "journal \(path) is larger than \(maxFile >> 20) MiB (\(st.st_size) bytes): "
+                                + "not a journal of this library")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return fd
+    }
+
+    /// Reads the records in 64 KiB chunks: memory stays bounded by `maxLine` whatever the file
+    /// holds. A line that fails its checksum, is too long or has no newline is skipped.
     private func load() throws {
-        var data: [UInt8] = []
         var buf = [UInt8](repeating: 0, count: 65536)
+        var line: [UInt8] = []
+        var overlong = false  // the current line passed maxLine: dropped up to its newline
+        var total: Int64 = 0
         _ = lseek(fd, 0, SEEK_SET)
         while true {
             let n = read(fd, &buf, buf.count)
@@ -74,25 +123,28 @@ final class Journal {
                 if errno == EINTR { continue }
                 throw ApixoError(.io, "journal \(path): read failed: \(String(cString: strerror(errno)))")
             }
-            if n == 0 { break }
-            data.append(contentsOf: buf[0..<n])
-        }
-        var start = 0
-        var skipped = 0
-        while start < data.count {
-            guard let nl = data[start...].firstIndex(of: 10) else {
-                skipped += 1  // a torn last record: no newline
-                break
+            if n == 0 { break }  // a last line without newline is a torn record: skipped
+            total += Int64(n)
+            if total > Journal.maxFile {
+                throw ApixoError(.io, "journal \(path) is larger than \(Journal.maxFile >> 20) MiB: not a journal of this library")
             }
-            let line = Array(data[start..<nl])
-            start = nl + 1
-            guard let rec = Journal.decode(line) else {
-                skipped += 1
-                continue
+            var start = 0
+            while start < n {
+                let nl = buf[start..<n].firstIndex(of: 10)
+                if !overlong {
+                    line += buf[start..<(nl ?? n)]
+                    if line.count > Journal.maxLine {
+                        overlong = true
+                        line = []
+                    }
+                }
+                guard let nl else { break }
+                if !overlong, let rec = Journal.decode(line) { apply(rec) }
+                overlong = false
+                line.removeAll(keepingCapacity: line.count < 1 << 20)
+                start = nl + 1
             }
-            apply(rec)
         }
-        _ = skipped
     }
 
     static func decode(_ line: [UInt8]) -> JSONObject? {
@@ -104,7 +156,8 @@ final class Journal {
     }
 
     private func apply(_ r: JSONObject) {
-        guard let t = r["t"]?.stringValue, let seq = r["seq"]?.int64Value else { return }
+        guard let t = r["t"]?.stringValue, let seq = r["seq"]?.int64Value, (0...Journal.maxSeq).contains(seq)
+        else { return }
         nextSeq = max(nextSeq, seq + 1)
         switch t {
         case "intent", "watch":
@@ -159,7 +212,11 @@ final class Journal {
 
     /// Records a submit before it is sent; returns its sequence number.
     func intent(model: String, body: String, tag: String?) throws -> Int64 {
-        try begin("intent", model: model, [("body", .string(body))], tag: tag)
+        // JSON text at most doubles as a string inside a record: keep the record readable.
+        guard body.utf8.count + (tag?.utf8.count ?? 0) * 6 < Journal.maxLine / 2 - 1024 else {
+            throw ApixoError(.io, "journal \(path): the request (\(body.utf8.count) bytes) is too large to journal")
+        }
+        return try begin("intent", model: model, [("body", .string(body))], tag: tag)
     }
 
     /// Records a watch of an existing task.
@@ -169,10 +226,12 @@ final class Journal {
 
     /// Appends the first record of a new entry and returns its sequence number.
     private func begin(_ kind: String, model: String, _ fields: [(String, JSON)], tag: String?) throws -> Int64 {
-        let seq = mutex.with { () -> Int64 in
+        let seq = mutex.with { () -> Int64? in
+            guard nextSeq <= Journal.maxSeq else { return nil }
             nextSeq += 1
             return nextSeq - 1
         }
+        guard let seq else { throw ApixoError(.io, "journal \(path): sequence numbers exhausted; start a new journal") }
         var r = JSONObject([("t", .string(kind)), ("seq", .int(seq)), ("model", .string(model))] + fields)
         if let tag { r["tag"] = .string(tag) }
         guard append(r) else { throw ApixoError(.io, "journal \(path): write failed: \(String(cString: strerror(errno)))") }
@@ -188,7 +247,8 @@ final class Journal {
     func terminal(seq: Int64, code: ApixoCode, message: String, snapshot: TaskSnapshot?) {
         var r = JSONObject([("t", .string("terminal")), ("seq", .int(seq)), ("code", .int(Int64(code.rawValue))),
                             ("msg", .string(message))])
-        if let s = snapshot { r["snap"] = .string(s.json) }
+        // A snapshot too large for a readable record is left out: the outcome code still is.
+        if let s = snapshot, s.json.utf8.count < Journal.maxLine / 2 - (1 << 16) { r["snap"] = .string(s.json) }
         append(r)
     }
 

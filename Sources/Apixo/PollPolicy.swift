@@ -70,21 +70,41 @@ final class PollPlanner: PollPolicy {
         estimate(key: pollKey(model: model, resolution: resolution))
     }
 
-    func estimate(key: String) -> Estimate {
-        if let e = estimates[key] { return e }
+    /// The documented generation seconds (unscaled) for a key, and whether the model has any.
+    static func documented(key: String) -> (range: ClosedRange<Double>, known: Bool) {
         let parts = key.split(separator: "|", maxSplits: 1)
         let rules = parts.first.flatMap { ModelRules.forModel(String($0)) }
         let range = (parts.count == 2 ? rules?.expectedSeconds[String(parts[1])] : nil)
             ?? rules?.expectedSeconds.values.first
             ?? 25...50
+        return (range, rules != nil)
+    }
+
+    /// The longest any task of this key could plausibly take (seconds, scaled): 20 times the
+    /// documented upper bound, at least two hours for a model whose times are not documented.
+    func plausibleLatency(key: String) -> Double {
+        let d = PollPlanner.documented(key: key)
+        let bound = 20 * d.range.upperBound
+        return (d.known ? bound : max(bound, 7200)) * scale
+    }
+
+    func plausibleLatency(model: String, resolution: String) -> Double {
+        plausibleLatency(key: pollKey(model: model, resolution: resolution))
+    }
+
+    func estimate(key: String) -> Estimate {
+        if let e = estimates[key] { return e }
+        let range = PollPlanner.documented(key: key).range
         // A short queue wait comes on top of the generation time.
         let mean = (range.lowerBound + range.upperBound) / 2 + 1
         return Estimate(mean: mean * scale, deviation: (range.upperBound - range.lowerBound) / 4 * scale, samples: 0)
     }
 
-    /// Learns from one completed task's observed latency (seconds, real time).
+    /// Learns from one completed task's observed latency (seconds, real time). An implausible
+    /// one (not positive, or past `plausibleLatency`: a hostile or broken server clock, or
+    /// microseconds sent as milliseconds) is ignored, so no answer can stall later polls.
     func observe(key: String, duration latency: Double) {
-        guard latency.isFinite, latency > 0 else { return }
+        guard latency.isFinite, latency > 0, latency <= plausibleLatency(key: key) else { return }
         var e = estimate(key: key)
         if e.samples == 0 {
             // The first observation replaces the documented guess outright, keeping its spread.

@@ -26,6 +26,8 @@ final class Scheduler<Submit: QueuedSubmit, Task: ScheduledTask> {
     let budget: Budget
     let policy: PollPolicy
     let maxRetries: Int
+    /// The longest server Retry-After honoured (seconds); a longer one ends the call.
+    let maxRetryAfter: Double
     let backoff: Backoff
     /// Jitter for backoff, in 0..<1; tests pass a fixed sequence.
     let random: () -> Double
@@ -58,11 +60,12 @@ final class Scheduler<Submit: QueuedSubmit, Task: ScheduledTask> {
         let gen: UInt64
     }
 
-    init(budget: Budget, policy: PollPolicy, maxRetries: Int, scale: Double,
+    init(budget: Budget, policy: PollPolicy, maxRetries: Int, scale: Double, maxRetryAfter: Double = 300,
          random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
         self.budget = budget
         self.policy = policy
         self.maxRetries = max(0, maxRetries)
+        self.maxRetryAfter = max(0, maxRetryAfter)
         backoff = Backoff(scale: scale)
         self.random = random
     }
@@ -189,11 +192,10 @@ final class Scheduler<Submit: QueuedSubmit, Task: ScheduledTask> {
     func submitRefused(_ s: Submit, _ e: ApixoError, safe: Bool, now: Double) -> Double? {
         if let lease = s.lease { budget.release(lease, now: now) }
         s.lease = nil
-        guard safe, s.attempts <= maxRetries else {
+        guard safe, s.attempts <= maxRetries, let wait = retryWait(e, attempt: s.attempts - 1, now: now) else {
             s.state = .ended
             return nil
         }
-        let wait = retryWait(e, attempt: s.attempts - 1, now: now)
         s.notBefore = now + wait
         s.state = .queued
         submits.prepend(s)
@@ -292,7 +294,9 @@ final class Scheduler<Submit: QueuedSubmit, Task: ScheduledTask> {
         if !t.ageKnown, isPoll || serverAge != nil {
             // A task we did not submit: its server age tells how long it has run. An age that
             // is negative or absurd (clocks apart) is not believed.
-            if let age = serverAge, age.isFinite, age > 0, age < 30 * 86_400 { t.startedAt = now - age }
+            // It has run at least as long as we have seen it (the monotonic clock): the server
+            // age may only say longer.
+            if let age = serverAge, age.isFinite, age > 0, age < 30 * 86_400 { t.startedAt = min(t.startedAt, now - age) }
             t.ageKnown = true
             t.probed = isPoll
         }
@@ -315,8 +319,9 @@ final class Scheduler<Submit: QueuedSubmit, Task: ScheduledTask> {
         guard tasks[t.id] === t else { return nil }
         t.pollInFlight = false
         t.failures += 1
-        guard e.retryable, t.failures <= maxRetries else { return nil }
-        let wait = retryWait(e, attempt: t.failures - 1, now: now)
+        guard e.retryable, t.failures <= maxRetries, let wait = retryWait(e, attempt: t.failures - 1, now: now) else {
+            return nil
+        }
         if t.listening { schedulePoll(t, at: now + wait) }
         return wait
     }
@@ -355,7 +360,13 @@ final class Scheduler<Submit: QueuedSubmit, Task: ScheduledTask> {
 
     /// The wait before retry `attempt` (0-based) after `e`: backoff with jitter, or the
     /// server's Retry-After when longer. A 429 also pauses every request of the client.
-    func retryWait(_ e: ApixoError, attempt: Int, now: Double) -> Double {
+    /// nil when the Retry-After is past `maxRetryAfter`: the call ends with `e` (and a 429's
+    /// pause lasts the cap, never longer).
+    func retryWait(_ e: ApixoError, attempt: Int, now: Double) -> Double? {
+        if let ra = e.retryAfter, !(ra <= maxRetryAfter) {
+            if e.httpStatus == 429 { budget.pause(until: now + maxRetryAfter) }
+            return nil
+        }
         let wait = backoff.retryDelay(retryAfter: e.retryAfter, attempt: attempt, random: random())
         if e.httpStatus == 429 { budget.pause(until: now + (e.retryAfter ?? wait)) }
         return wait

@@ -84,11 +84,18 @@ public final class TaskSnapshot: Sendable {
         guard let state = TaskState(name: stateName) else {
             throw ApixoError(.protocol, "unknown task state '\(stateName.prefix(40))'")
         }
+        // The time fields only inform: a value out of range (negative, past year 9999, not
+        // finite) is taken as absent (0), never converted with a trap.
         func millis(_ key: String) throws -> Int64 {
             guard let v = o[key], v != .null else { return 0 }
-            if let i = v.int64Value { return i }
-            if case .double(let d) = v, d.isFinite { return Int64(d) }
-            if let s = v.stringValue, let i = Int64(s) { return i }
+            switch v {
+            case .int(let i): return Bounded.millis(i) ?? 0
+            case .double(let d): return Bounded.millis(d) ?? 0
+            case .string(let s):
+                if let i = Int64(s) { return Bounded.millis(i) ?? 0 }
+                if let d = Double(s) { return Bounded.millis(d) ?? 0 }
+            default: break
+            }
             throw ApixoError(.protocol, "status field \(key) is not a number")
         }
         var urls: [String] = []
@@ -115,13 +122,13 @@ public final class TaskSnapshot: Sendable {
         var failCode: String?
         var failMessage: String?
         if state == .failed {
-            failCode = o["failCode"]?.stringValue ?? o["failCode"].map { $0.serialized() } ?? "UNKNOWN"
-            failMessage = o["failMsg"]?.stringValue ?? ""
+            failCode = Sanitizer.redact(o["failCode"]?.stringValue ?? o["failCode"].map { $0.serialized() } ?? "UNKNOWN")
+            failMessage = Sanitizer.redact(o["failMsg"]?.stringValue ?? "")
         }
         return TaskSnapshot(id: id, model: model, state: state, resultURLs: urls, failCode: failCode,
                             failMessage: failMessage, createTimeMs: try millis("createTime"),
                             completeTimeMs: state.isTerminal ? try millis("completeTime") : 0,
                             costTimeMs: state.isTerminal ? try millis("costTime") : 0,
-                            json: data.serialized(), tag: tag)
+                            json: Sanitizer.redact(data.serialized()), tag: tag)
     }
 }

@@ -20,6 +20,9 @@ struct HTTPRequest {
     /// When set, `timeoutMs` bounds the time without progress instead of the whole
     /// transfer (downloads of large files on slow links).
     var idleTimeout = false
+    /// With `idleTimeout`: the bound of the whole transfer, connect to last byte
+    /// (CURLOPT_TIMEOUT_MS), so that a body that trickles still ends.
+    var totalTimeoutMs: Int?
     /// Runs on the engine thread once the connection is up, just before the request goes
     /// out (CURLOPT_PREREQFUNCTION): the journal's "sending" record is written there.
     var beforeSend: (() -> Void)?
@@ -42,6 +45,8 @@ struct HTTPResult {
     var writeFailed = false
     /// Aborted by the client (shutdown).
     var aborted = false
+    /// Ended by the engine's idle watchdog (`HTTPRequest.idleTimeout`), not by curl's timeout.
+    var idleTimedOut = false
 
     /// Takes one raw header line as curl hands it over (status line or "Name: value\r\n").
     mutating func addHeaderLine(_ raw: UnsafeRawBufferPointer) {
@@ -100,7 +105,11 @@ final class Transfer {
         _ = apixo_curl_setopt_str(easy, CURLOPT_URL, request.url)
         _ = apixo_curl_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
         _ = apixo_curl_setopt_str(easy, CURLOPT_PROTOCOLS_STR, "http,https")
-        if !request.idleTimeout { _ = apixo_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, request.timeoutMs) }
+        if !request.idleTimeout {
+            _ = apixo_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, request.timeoutMs)
+        } else if let total = request.totalTimeoutMs {
+            _ = apixo_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, total)
+        }
         _ = apixo_curl_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, min(request.timeoutMs, 15_000))
         _ = apixo_curl_setopt_str(easy, CURLOPT_USERAGENT, "apixo/\(apixoVersion)")
         _ = apixo_curl_setopt_str(easy, CURLOPT_ACCEPT_ENCODING, "")

@@ -116,8 +116,10 @@ private func waitAndDownload(_ w: ProgressWait, out: String?, console: Console) 
     return ExitStatus.ok
 }
 
+/// At most 10^9 s (31 years) ahead: a larger --timeout would trap in the millisecond
+/// conversions below.
 private func deadline(_ timeout: Double?) -> Double? {
-    timeout.map { monotonicSeconds() + $0 }
+    timeout.map { monotonicSeconds() + min($0, 1e9) }
 }
 
 /// `s` as one shell word: as it is when it is plain, else in single quotes.

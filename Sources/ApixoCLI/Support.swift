@@ -179,7 +179,7 @@ final class Console {
 
 /// "0.4s", "12.3s", "3m05s".
 func formatSeconds(_ s: Double) -> String {
-    let s = max(0, s)
+    let s = s.isFinite ? min(max(0, s), 1e12) : 0  // never a trapping Int() below
     if s < 60 { return oneDecimal(s) + "s" }
     let m = Int(s) / 60
     return "\(m)m" + twoDigits(Int(s) % 60) + "s"

@@ -113,6 +113,7 @@ final class ProtocolTests: XCTestCase {
         guard case .failure(let e) = WireProtocol.interpret(r, what: "x") else { return XCTFail() }
         XCTAssertEqual(e.code, .rateLimited)
         XCTAssertEqual(e.retryAfter, 7)
+        XCTAssertEqual(e.retryAfterHeader, "7")
         XCTAssertTrue(e.message.contains("slow down"))
     }
 
@@ -129,6 +130,22 @@ final class ProtocolTests: XCTestCase {
         strftime(&buf, buf.count, "%a, %d %b %Y %H:%M:%S GMT", &tm)
         let ahead = result(status: 429, body: "", headers: [("retry-after", String(cString: buf))]).retryAfter
         XCTAssertEqual(ahead ?? 0, 60, accuracy: 2)
+    }
+
+    func testRetryAfterOfAnySizeNeverTraps() {
+        func ra(_ v: String) -> Double? { result(status: 429, body: "", headers: [("retry-after", v)]).retryAfter }
+        XCTAssertEqual(ra("10000000000000000"), 1e16)
+        XCTAssertEqual(ra(String(repeating: "9", count: 400)), .infinity)
+        XCTAssertGreaterThan(ra("Fri, 31 Dec 9999 23:59:59 GMT") ?? 0, 2.5e11)
+        // Not delta-seconds: ignored rather than guessed at.
+        XCTAssertNil(ra("-5"))
+        XCTAssertNil(ra("1e3"))
+        XCTAssertNil(ra("inf"))
+        XCTAssertEqual(Bounded.wholeMillis(1e16), 1_000_000_000_000_000)
+        XCTAssertEqual(Bounded.wholeMillis(.infinity), 1_000_000_000_000_000)
+        XCTAssertEqual(Bounded.wholeMillis(.nan), 0)
+        XCTAssertEqual(Bounded.wholeMillis(-3), 0)
+        XCTAssertEqual(Bounded.wholeMillis(0.0101), 11)
     }
 
     func testGarbageIsProtocolOrStatus() {
@@ -164,6 +181,20 @@ final class ProtocolTests: XCTestCase {
                 XCTAssertEqual((e as? ApixoError)?.code, .protocol)
             }
         }
+    }
+
+    func testOutOfRangeTimesAreAbsentNotATrap() throws {
+        for (field, value) in [("createTime", "1e300"), ("createTime", "-1e300"), ("completeTime", "9223372036854775807"),
+                               ("costTime", "1e19"), ("costTime", "-5"), ("createTime", #""99999999999999999999""#),
+                               ("completeTime", "253402300800000")] {
+            let text = #"{"taskId":"t","state":"failed","failCode":"X","\#(field)":\#(value)}"#
+            let s = try TaskSnapshot.parse(data: try JSON.parse(text), model: nil, tag: nil)
+            XCTAssertEqual([s.createTimeMs, s.completeTimeMs, s.costTimeMs], [0, 0, 0], text)
+        }
+        let fine = try TaskSnapshot.parse(data: try JSON.parse(#"{"taskId":"t","state":"failed","createTime":1.7e12,"completeTime":"1700000030000"}"#),
+                                          model: nil, tag: nil)
+        XCTAssertEqual(fine.createTimeMs, 1_700_000_000_000)
+        XCTAssertEqual(fine.completeTimeMs, 1_700_000_030_000)
     }
 
     func testWebhookBodies() throws {

@@ -136,6 +136,39 @@ final class SchedulerTests: XCTestCase {
         if case .submit = taken[0] {} else { XCTFail("the submit goes first") }
     }
 
+    func testARetryAfterPastTheCapEndsTheCallAndPausesOnlyTheCap() {
+        let r = Rig(rpm: 0, slots: 0)
+        XCTAssertEqual(r.core.maxRetryAfter, 300)
+        let s = r.submit(1)[0]
+        _ = r.steps()
+        var e = ApixoError(.rateLimited, "HTTP 429")
+        e.httpStatus = 429
+        for absurd in [1e16, .infinity, 301] {
+            e.retryAfter = absurd
+            XCTAssertNil(r.core.retryWait(e, attempt: 0, now: r.now), "\(absurd)")
+        }
+        XCTAssertNil(r.core.submitRefused(s, e, safe: true, now: r.now), "given up, not resent")
+        _ = r.core.enqueueGet()
+        let (none, wake) = r.steps()
+        XCTAssertTrue(none.isEmpty)
+        XCTAssertEqual(wake ?? 0, r.now + 300, accuracy: 1e-9, "the client-wide hold lasts the cap")
+        // Within the cap it is honoured in full, for polls too.
+        let t = task("p")
+        r.core.submitAccepted(QueuedSubmit(key: SchedulerTests.key), as: t, listening: true, now: r.now)
+        e.retryable = true
+        e.retryAfter = 299
+        r.clock.advance(300)
+        _ = r.steps()
+        XCTAssertEqual(r.core.pollFailed(t, e, now: r.now) ?? -1, 299, accuracy: 1e-9)
+        e.retryAfter = 1e9
+        XCTAssertNil(r.core.pollFailed(t, e, now: r.now))
+        e.retryAfterHeader = "1000000000"
+        XCTAssertEqual(e.beyondRetryAfterCap(300, capMs: 300_000).message,
+                       "HTTP 429; the server asked to wait (Retry-After: 1000000000), more than the 300000 ms cap (max_retry_after_ms)")
+        e.retryAfter = 300
+        XCTAssertEqual(e.beyondRetryAfterCap(300, capMs: 300_000).message, "HTTP 429", "within the cap: unchanged")
+    }
+
     func testAnIndeterminateSubmitKeepsItsSlotWhileSuchATaskWouldRun() {
         let r = Rig(rpm: 0, slots: 1)
         let s = r.submit(2)
@@ -245,6 +278,14 @@ final class SchedulerTests: XCTestCase {
         _ = r.steps()
         r.core.running(u, serverAge: -50, isPoll: true, now: r.now)
         XCTAssertEqual(u.startedAt, r.now)
+        // A server age shorter than what we have seen (its clock ahead) does not shorten it.
+        let v = task("v", origin: .watched)
+        r.core.track(v, listening: true, claimSlot: false, now: r.now)
+        _ = r.steps()
+        let seen = r.now
+        r.clock.advance(10)
+        r.core.running(v, serverAge: 3, isPoll: true, now: r.now)
+        XCTAssertEqual(v.startedAt, seen)
     }
 
     /// A discrete-event run of the whole core: 30 tasks, 10 slots, 60 requests a minute,

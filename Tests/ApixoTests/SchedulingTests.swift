@@ -84,6 +84,21 @@ final class PollPlannerTests: XCTestCase {
         XCTAssertEqual(p.estimate(model: "x", resolution: "2K").samples, 0)
     }
 
+    func testImplausibleLatencyIsIgnored() {
+        let p = PollPlanner(scale: 0.01)
+        // 20 x the documented 35 s, time-scaled: 7 s. INT64_MAX ms, microseconds as ms, days: ignored.
+        XCTAssertEqual(p.plausibleLatency(model: "seedream-5-0", resolution: "2K"), 7, accuracy: 1e-9)
+        for absurd in [9.2e15, 1.7e9, 1e6, 7.01, .infinity, 0] {
+            p.observe(model: "seedream-5-0", resolution: "2K", latency: absurd)
+        }
+        XCTAssertEqual(p.estimate(model: "seedream-5-0", resolution: "2K").samples, 0)
+        XCTAssertLessThan(p.firstPollDelay(model: "seedream-5-0", resolution: "2K", elapsed: 0, callbackMode: false), 0.4)
+        p.observe(model: "seedream-5-0", resolution: "2K", latency: 6.9)
+        XCTAssertEqual(p.estimate(model: "seedream-5-0", resolution: "2K").samples, 1)
+        // A model without documented times gets at least two hours (scaled).
+        XCTAssertEqual(p.plausibleLatency(model: "flux-2", resolution: "2K"), 72, accuracy: 1e-9)
+    }
+
     func testPollSpacingFitsTheBudget() {
         let p = PollPlanner(scale: 1)
         let key = pollKey(model: "seedream-5-0", resolution: "2K")
