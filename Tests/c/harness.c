@@ -1,10 +1,15 @@
 /* harness.c: see harness.h. */
 #include "harness.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <stdarg.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +132,8 @@ void h_note(const char *fmt, ...) {
 }
 
 void h_run(const char *name, void (*fn)(void)) {
+  const char *only = getenv("APIXO_TEST_ONLY");
+  if (only && *only && !strstr(name, only)) return;
   pthread_mutex_lock(&h_lock);
   int failed_before = h_failed;
   h_current = name;
@@ -523,4 +530,327 @@ int h_wait_slots(h_slot *slots, int n, double seconds) {
     if (h_now() > deadline) return 0;
     h_sleep_ms(5);
   }
+}
+
+/* ---------------------------------------------------------------- a scripted HTTP server */
+
+typedef struct hs_entry {
+  hs_reply r;
+  int left; /* answers left; -1 without end */
+  struct hs_entry *next;
+} hs_entry;
+
+typedef struct hs_conn {
+  pthread_t thread;
+  int fd;
+  hs_server *server;
+  struct hs_conn *next;
+} hs_conn;
+
+struct hs_server {
+  int listen_fd;
+  char url[64];
+  char api[80];
+  pthread_t acceptor;
+  pthread_mutex_t lock;
+  int stopping;
+  hs_entry *replies;
+  hs_conn *conns;
+  int requests_total;
+  int unmatched;
+  /* the targets received, for hs_requests (a small log: tests make few requests) */
+  char **targets;
+  int ntargets;
+};
+
+static char *hs_dup(const char *s) {
+  if (!s) return NULL;
+  size_t n = strlen(s) + 1;
+  char *p = malloc(n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
+static void hs_free_entry(hs_entry *e) {
+  free((char *)e->r.path);
+  free((char *)e->r.headers);
+  free((char *)e->r.body);
+  free(e);
+}
+
+static int hs_is_stopping(hs_server *s) {
+  pthread_mutex_lock(&s->lock);
+  int st = s->stopping;
+  pthread_mutex_unlock(&s->lock);
+  return st;
+}
+
+/* Sends all of buf; 0 when the peer went away or the server stops. */
+static int hs_send(hs_server *s, int fd, const char *buf, size_t n) {
+  while (n > 0) {
+    if (hs_is_stopping(s)) return 0;
+    ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return 0;
+    }
+    buf += w;
+    n -= (size_t)w;
+  }
+  return 1;
+}
+
+/* Reads one request (head and Content-Length body); fills target. 0 when none came. */
+static int hs_read_request(hs_server *s, int fd, char *target, size_t tsize) {
+  char buf[65536];
+  size_t n = 0;
+  char *end = NULL;
+  double deadline = h_now() + 30;
+  while (!end) {
+    if (hs_is_stopping(s) || h_now() > deadline || n + 1 >= sizeof buf) return 0;
+    struct pollfd p = {fd, POLLIN, 0};
+    int rc = poll(&p, 1, 50);
+    if (rc <= 0) continue;
+    ssize_t r = recv(fd, buf + n, sizeof buf - 1 - n, 0);
+    if (r <= 0) return 0;
+    n += (size_t)r;
+    buf[n] = 0;
+    end = strstr(buf, "\r\n\r\n");
+  }
+  /* request line: METHOD SP TARGET SP VERSION */
+  char *sp = strchr(buf, ' ');
+  char *sp2 = sp ? strchr(sp + 1, ' ') : NULL;
+  if (!sp || !sp2) return 0;
+  size_t tl = (size_t)(sp2 - sp - 1);
+  if (tl >= tsize) tl = tsize - 1;
+  memcpy(target, sp + 1, tl);
+  target[tl] = 0;
+  /* the body, when there is one, is read and dropped */
+  long want = 0;
+  for (char *h = strstr(buf, "\r\n"); h && h < end; h = strstr(h + 2, "\r\n")) {
+    if (strncasecmp(h + 2, "Content-Length:", 15) == 0) want = atol(h + 17);
+  }
+  long have = (long)(n - (size_t)(end + 4 - buf));
+  while (have < want) {
+    if (hs_is_stopping(s) || h_now() > deadline) return 0;
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    ssize_t r = recv(fd, buf, sizeof buf, 0);
+    if (r <= 0) return 0;
+    have += r;
+  }
+  return 1;
+}
+
+static void hs_answer(hs_server *s, int fd, const char *target) {
+  hs_reply r;
+  memset(&r, 0, sizeof r);
+  int found = 0;
+  char *headers = NULL, *body = NULL;
+  pthread_mutex_lock(&s->lock);
+  s->requests_total++;
+  char **t = realloc(s->targets, sizeof(char *) * (size_t)(s->ntargets + 1));
+  if (t) {
+    s->targets = t;
+    s->targets[s->ntargets++] = hs_dup(target);
+  }
+  for (hs_entry **pp = &s->replies; *pp; pp = &(*pp)->next) {
+    hs_entry *e = *pp;
+    if (e->r.path && strncmp(target, e->r.path, strlen(e->r.path)) != 0) continue;
+    r = e->r;
+    headers = hs_dup(e->r.headers);
+    body = hs_dup(e->r.body);
+    found = 1;
+    if (e->left > 0 && --e->left == 0) {
+      *pp = e->next;
+      hs_free_entry(e);
+    }
+    break;
+  }
+  if (!found) s->unmatched++;
+  pthread_mutex_unlock(&s->lock);
+  char fallback[512];
+  if (!found) {
+    snprintf(fallback, sizeof fallback,
+             "{\"code\":500,\"message\":\"hs: no reply queued for %.300s\",\"data\":null}", target);
+    r.status = 500;
+    body = hs_dup(fallback);
+  }
+  if (r.status == 0) {
+    free(headers);
+    free(body);
+    return; /* close without answering */
+  }
+  const char *b = body ? body : "";
+  size_t blen = strlen(b);
+  char head[8192];
+  int hl = snprintf(head, sizeof head, "HTTP/1.1 %d Hs\r\nConnection: close\r\n", r.status);
+  if (!r.no_length)
+    hl += snprintf(head + hl, sizeof head - (size_t)hl, "Content-Length: %zu\r\n", blen);
+  hl += snprintf(head + hl, sizeof head - (size_t)hl, "%s\r\n", headers ? headers : "");
+  if (hl > 0 && (size_t)hl < sizeof head && hs_send(s, fd, head, (size_t)hl)) {
+    if (r.drip_ms > 0) {
+      for (size_t i = 0; i < blen; i++) {
+        if (!hs_send(s, fd, b + i, 1)) break;
+        for (long waited = 0; waited < r.drip_ms && !hs_is_stopping(s); waited += 10)
+          h_sleep_ms(r.drip_ms - waited < 10 ? r.drip_ms - waited : 10);
+      }
+    } else {
+      hs_send(s, fd, b, blen);
+    }
+  }
+  free(headers);
+  free(body);
+}
+
+static void *hs_conn_main(void *arg) {
+  hs_conn *c = arg;
+  char target[2048];
+  if (hs_read_request(c->server, c->fd, target, sizeof target)) hs_answer(c->server, c->fd, target);
+  shutdown(c->fd, SHUT_RDWR);
+  close(c->fd);
+  return NULL;
+}
+
+static void *hs_accept_main(void *arg) {
+  hs_server *s = arg;
+  while (!hs_is_stopping(s)) {
+    struct pollfd p = {s->listen_fd, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    int fd = accept(s->listen_fd, NULL, NULL);
+    if (fd < 0) continue;
+    hs_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+      close(fd);
+      continue;
+    }
+    c->fd = fd;
+    c->server = s;
+    if (pthread_create(&c->thread, NULL, hs_conn_main, c) != 0) {
+      close(fd);
+      free(c);
+      continue;
+    }
+    pthread_mutex_lock(&s->lock);
+    c->next = s->conns;
+    s->conns = c;
+    pthread_mutex_unlock(&s->lock);
+  }
+  return NULL;
+}
+
+int h_listen_loopback(int backlog, int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, backlog) != 0 ||
+      getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+    close(fd);
+    return -1;
+  }
+  *port = (int)ntohs(a.sin_port);
+  return fd;
+}
+
+hs_server *hs_start(void) {
+  hs_server *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  pthread_mutex_init(&s->lock, NULL);
+  int port = 0;
+  s->listen_fd = h_listen_loopback(64, &port);
+  if (s->listen_fd < 0) {
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    return NULL;
+  }
+  snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", port);
+  snprintf(s->api, sizeof s->api, "%s/api/v1", s->url);
+  if (pthread_create(&s->acceptor, NULL, hs_accept_main, s) != 0) {
+    close(s->listen_fd);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+void hs_push(hs_server *s, hs_reply r) {
+  hs_entry *e = calloc(1, sizeof *e);
+  if (!e) return;
+  e->r = r;
+  e->r.path = hs_dup(r.path);
+  e->r.headers = hs_dup(r.headers);
+  e->r.body = hs_dup(r.body);
+  e->left = r.times == 0 ? 1 : r.times;
+  pthread_mutex_lock(&s->lock);
+  hs_entry **pp = &s->replies;
+  while (*pp) pp = &(*pp)->next;
+  *pp = e;
+  pthread_mutex_unlock(&s->lock);
+}
+
+void hs_clear(hs_server *s) {
+  pthread_mutex_lock(&s->lock);
+  hs_entry *e = s->replies;
+  s->replies = NULL;
+  for (int i = 0; i < s->ntargets; i++) free(s->targets[i]);
+  free(s->targets);
+  s->targets = NULL;
+  s->ntargets = 0;
+  s->unmatched = 0;
+  pthread_mutex_unlock(&s->lock);
+  while (e) {
+    hs_entry *next = e->next;
+    hs_free_entry(e);
+    e = next;
+  }
+}
+
+const char *hs_url(hs_server *s) { return s->url; }
+const char *hs_api(hs_server *s) { return s->api; }
+
+int hs_requests(hs_server *s, const char *prefix) {
+  pthread_mutex_lock(&s->lock);
+  int n = 0;
+  for (int i = 0; i < s->ntargets; i++)
+    if (s->targets[i] && (!prefix || strncmp(s->targets[i], prefix, strlen(prefix)) == 0)) n++;
+  pthread_mutex_unlock(&s->lock);
+  return n;
+}
+
+int hs_unmatched(hs_server *s) {
+  pthread_mutex_lock(&s->lock);
+  int n = s->unmatched;
+  pthread_mutex_unlock(&s->lock);
+  return n;
+}
+
+void hs_stop(hs_server *s) {
+  if (!s) return;
+  pthread_mutex_lock(&s->lock);
+  s->stopping = 1;
+  pthread_mutex_unlock(&s->lock);
+  pthread_join(s->acceptor, NULL);
+  close(s->listen_fd);
+  hs_conn *c = s->conns;
+  while (c) {
+    hs_conn *next = c->next;
+    pthread_join(c->thread, NULL);
+    free(c);
+    c = next;
+  }
+  hs_clear(s);
+  pthread_mutex_destroy(&s->lock);
+  free(s);
+}
+
+apixo_options *hs_options(hs_server *s) {
+  apixo_options *o = h_options();
+  if (o) CHECK_CODE(apixo_options_set_base_url(o, hs_api(s)), APIXO_OK);
+  return o;
 }

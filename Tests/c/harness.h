@@ -7,7 +7,9 @@
  *   - h_finish() prints the final line "N passed, N failed" and returns the exit status;
  *   - h_options() / h_client() build a client against the simulator from the environment
  *     (APIXO_BASE_URL, APIXO_API_KEY, APIXO_TIME_SCALE), set by Tests/c/run.py;
- *   - sim_*() drive the simulator's test hooks (APIXO_SIM_URL) through libcurl + jansson.
+ *   - sim_*() drive the simulator's test hooks (APIXO_SIM_URL) through libcurl + jansson;
+ *   - hs_*() run a scripted HTTP server on 127.0.0.1 that answers what a test tells it to
+ *     (any status line, headers, body, a body dripped byte by byte, or a closed connection).
  */
 #ifndef APIXO_TEST_HARNESS_H
 #define APIXO_TEST_HARNESS_H
@@ -36,7 +38,8 @@ void h_note(const char *fmt, ...);
 #define CHECK_STR(got, want) h_check_str((got), (want), __FILE__, __LINE__, #got)
 #define CHECK_CONTAINS(hay, needle) h_check_contains((hay), (needle), __FILE__, __LINE__, #hay)
 
-/* Runs a test function: prints "== name", then its duration. */
+/* Runs a test function: prints "== name", then its duration. With APIXO_TEST_ONLY set, only
+ * the tests whose name contains it run. */
 void h_run(const char *name, void (*fn)(void));
 #define RUN(fn) h_run(#fn, fn)
 
@@ -139,5 +142,46 @@ int h_wait_slots(h_slot *slots, int n, double seconds);
 /* Locks a mutex shared by the slot callbacks (to read slots consistently). */
 void h_slots_lock(void);
 void h_slots_unlock(void);
+
+/* ---------------------------------------------------------------- a scripted HTTP server */
+
+/*
+ * One answer of the scripted server. Requests take the first queued reply whose `path` is a
+ * prefix of the request target (e.g. "/api/v1/statusTask"); it answers `times` requests (0
+ * means 1, -1 without end) and is then dropped. Every answer carries "Connection: close" and,
+ * unless no_length, a Content-Length of the body. A request that finds no reply gets a 500
+ * whose message says so (and counts in hs_unmatched).
+ */
+typedef struct hs_reply {
+  const char *path;     /* prefix of the request target; NULL matches any */
+  int times;            /* 0: once; -1: every matching request */
+  int status;           /* HTTP status; 0 closes the connection without answering */
+  const char *headers;  /* extra header lines, each ending in "\r\n"; NULL: none */
+  const char *body;     /* NULL: empty */
+  long drip_ms;         /* > 0: the body goes out one byte every drip_ms */
+  int no_length;        /* no Content-Length header */
+} hs_reply;
+
+typedef struct hs_server hs_server;
+
+/* A listening TCP socket on 127.0.0.1 on a free port (*port gets it); -1 on failure. */
+int h_listen_loopback(int backlog, int *port);
+
+/* Starts a server on 127.0.0.1 on a free port (its own threads). NULL on failure. */
+hs_server *hs_start(void);
+/* Queues a reply (its strings are copied). */
+void hs_push(hs_server *s, hs_reply r);
+/* Drops every queued reply and forgets the requests seen (hs_requests, hs_unmatched). */
+void hs_clear(hs_server *s);
+/* "http://127.0.0.1:PORT" and "http://127.0.0.1:PORT/api/v1". */
+const char *hs_url(hs_server *s);
+const char *hs_api(hs_server *s);
+/* Requests received whose target starts with prefix (NULL: all), and those no reply matched. */
+int hs_requests(hs_server *s, const char *prefix);
+int hs_unmatched(hs_server *s);
+/* Stops accepting, ends dripping answers, joins every thread and frees the server. */
+void hs_stop(hs_server *s);
+/* h_options() with the base URL of this server. */
+apixo_options *hs_options(hs_server *s);
 
 #endif

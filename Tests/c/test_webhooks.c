@@ -142,20 +142,8 @@ static int receiver_start(struct receiver *rv, apixo_client *c, int fail_first) 
   pthread_mutex_init(&rv->lock, NULL);
   rv->client = c;
   rv->fail_first = fail_first;
-  rv->fd = socket(AF_INET, SOCK_STREAM, 0);
+  rv->fd = h_listen_loopback(16, &rv->port);
   if (rv->fd < 0) return -1;
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (bind(rv->fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(rv->fd, 16) != 0 ||
-      getsockname(rv->fd, (struct sockaddr *)&a, &len) != 0) {
-    close(rv->fd);
-    return -1;
-  }
-  rv->port = ntohs(a.sin_port);
   return pthread_create(&rv->thread, NULL, receiver_main, rv);
 }
 
