@@ -36,7 +36,22 @@
  *   not take it; a submit whose answer was lost is reported as
  *   APIXO_ERR_INDETERMINATE and never resubmitted automatically.
  *
- *   The API key never appears in a log line, error message or JSON dump.
+ *   The API key never appears in a log line, error message or JSON dump, even
+ *   when a server echoes it back: while a client lives, its key is replaced by
+ *   "[redacted]" in every error message (apixo_last_error, callback messages),
+ *   log line, apixo_task_json, apixo_task_fail_code and apixo_task_fail_message
+ *   (result URLs are passed through as received). Every error message and log
+ *   line is one line: control characters of server text (CR, LF, tab, other C0
+ *   and C1 codes, U+2028, U+2029) are escaped as \n, \r, \t, \uXXXX, and a
+ *   message is cut to 4096 bytes.
+ *
+ *   Nothing from outside can crash or wedge the host. Numbers in answers,
+ *   webhooks and the journal are range-checked where they are read: a time
+ *   field out of range (negative, past year 9999, not finite) reads as 0 (as
+ *   absent), a malformed one is APIXO_ERR_PROTOCOL. Every wait is bounded: a
+ *   server's Retry-After by max_retry_after_ms (default 5 minutes), a download
+ *   attempt by download_timeout_ms (default 10 minutes), and every blocking call
+ *   returns APIXO_ERR_CLOSED at once when the client is freed.
  *
  * CONVENTIONS
  *
@@ -237,7 +252,8 @@ apixo_code apixo_options_set_timeout_ms(apixo_options *opts, long ms);
 
 /*
  * How many times a request is retried after a retryable failure (network
- * error, 429, 5xx) with backoff (honouring Retry-After). Default 3; 0 = never
+ * error, 429, 5xx) with backoff (honouring Retry-After up to
+ * apixo_options_set_max_retry_after_ms). Default 3; 0 = never
  * retry. Applies to GETs (status, downloads) and to submit POSTs only when the
  * server certainly did not accept them (connect failure, 429, 503 answered
  * before processing). A submit whose body may have been accepted is never
@@ -411,7 +427,9 @@ apixo_code apixo_client_new(const apixo_options *opts, apixo_client **out);
  * Shuts the client down and frees it. Cancels nothing on the server. Every
  * callback still pending fires with APIXO_ERR_CLOSED (task = the last snapshot
  * seen, or NULL) before this function returns; blocking calls running on other
- * threads return APIXO_ERR_CLOSED; then the library threads are joined.
+ * threads return APIXO_ERR_CLOSED at once, wherever they wait (the local queue,
+ * a retry's backoff or Retry-After, a transfer, a wait, apixo_drain); then the
+ * library threads are joined.
  * In queue mode the callbacks still waiting in the queue, the final
  * APIXO_ERR_CLOSED ones among them, run on the thread calling this function;
  * log lines and completions without a callback still waiting are dropped (a
@@ -678,25 +696,28 @@ size_t apixo_task_result_count(const apixo_task *t);
 /* The result URL at index (0-based), or NULL when index >= result_count. */
 const char *apixo_task_result_url(const apixo_task *t, size_t index);
 
-/* The failCode, e.g. "CONTENT_VIOLATION" (any string, passed through), or
- * NULL unless the state is failed. */
+/* The failCode, e.g. "CONTENT_VIOLATION" (any string, passed through except
+ * the API key, which reads "[redacted]"), or NULL unless the state is failed. */
 const char *apixo_task_fail_code(const apixo_task *t);
 
-/* The failMsg, or NULL unless the state is failed. */
+/* The failMsg (the API key in it reads "[redacted]"), or NULL unless the state
+ * is failed. */
 const char *apixo_task_fail_message(const apixo_task *t);
 
-/* createTime, Unix milliseconds; 0 when unknown. */
+/* createTime, Unix milliseconds; 0 when unknown or out of range (negative,
+ * past year 9999). */
 int64_t apixo_task_create_time_ms(const apixo_task *t);
 
-/* completeTime, Unix milliseconds; 0 until terminal. */
+/* completeTime, Unix milliseconds; 0 until terminal, or when out of range. */
 int64_t apixo_task_complete_time_ms(const apixo_task *t);
 
-/* costTime, milliseconds; 0 until terminal. */
+/* costTime, milliseconds; 0 until terminal, or when out of range. */
 int64_t apixo_task_cost_time_ms(const apixo_task *t);
 
 /*
  * The status `data` object as received from the API (status answer or
- * webhook), as JSON text; "{}" when no status was ever received (e.g. an
+ * webhook), as JSON text, with the client's API key, wherever it appears,
+ * replaced by "[redacted]"; "{}" when no status was ever received (e.g. an
  * intent from the journal). Never NULL for a non-NULL task.
  */
 const char *apixo_task_json(const apixo_task *t);
@@ -863,8 +884,9 @@ apixo_code apixo_cancel(apixo_client *c, const char *task_id);
  * have a callback, in queue order; log lines and NULL-callback completions
  * keep their places in the queue.
  * Errors: APIXO_ERR_INVALID_ARGUMENT (c NULL; called from a callback of this
- * client), APIXO_ERR_TIMEOUT, APIXO_ERR_CLOSED (in queue mode: as soon as
- * apixo_client_free begins, which runs what is left).
+ * client), APIXO_ERR_TIMEOUT, APIXO_ERR_CLOSED (in thread mode: once
+ * apixo_client_free has fired the pending callbacks with APIXO_ERR_CLOSED; in
+ * queue mode: as soon as apixo_client_free begins, which runs what is left).
  */
 apixo_code apixo_drain(apixo_client *c, long timeout_ms);
 
@@ -1043,7 +1065,12 @@ apixo_code apixo_webhook_ingest(apixo_client *c, const char *body, size_t len,
 /*
  * The journal file (created if missing, append-only). Copied. NULL: no
  * journal. Only one client at a time may use a journal file (apixo_client_new
- * takes an exclusive lock and fails with APIXO_ERR_IO otherwise).
+ * takes an exclusive lock and fails with APIXO_ERR_IO otherwise). It must be a
+ * regular file of at most 1 GiB: a FIFO, a device, a directory or a larger
+ * file makes apixo_client_new fail with APIXO_ERR_IO at once, without reading
+ * it. A line longer than 32 MiB, a record that fails its checksum and a
+ * record numbered outside 0 to 2^53 were not written by this library: they
+ * are skipped like a torn last record.
  * Errors: APIXO_ERR_INVALID_ARGUMENT (opts NULL, path empty).
  */
 apixo_code apixo_options_set_journal(apixo_options *opts, const char *path);
@@ -1082,9 +1109,13 @@ apixo_code apixo_resume(apixo_client *c, apixo_task_callback cb, void *user_data
  * streamed to "<path>.part-XXXX" beside its destination and renamed into
  * place once complete, so a destination never holds a partial file; on error
  * the temporary file is removed. At most max_download_bytes (options) per file.
- * The options' HTTP timeout bounds each stretch without data (APIXO_ERR_TIMEOUT),
- * not the whole file, so large files on slow links still arrive. Transient
- * failures (network, timeout, 429, 5xx) are retried up to max_retries times.
+ * The options' HTTP timeout bounds each stretch without data, and
+ * download_timeout_ms (default 600000 ms) the whole of one attempt, connect to
+ * last byte, so a file that trickles still ends (both APIXO_ERR_TIMEOUT).
+ * Transient failures (network, timeout, 429, 5xx) are retried up to
+ * max_retries times, waiting out a Retry-After up to max_retry_after_ms
+ * (default 300000 ms; a longer one fails the call at once). A download waiting
+ * to retry returns APIXO_ERR_CLOSED at once when the client is freed.
  * ========================================================================= */
 
 /*
