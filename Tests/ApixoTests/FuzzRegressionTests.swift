@@ -10,7 +10,8 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertThrowsError(try Client.parseWebhook(body)) { error in
             let e = error as! ApixoError
             XCTAssertEqual(e.code, .protocol)
-            XCTAssertTrue(e.message.hasPrefix("unknown task state 'sucfaa3-j.1pg ull"), e.message)
+            // Control characters are escaped (Sanitizer.message), so the message stays one line.
+            XCTAssertTrue(e.message.hasPrefix(#"unknown task state 'sucfaa3-j.1pg\null"#), e.message)
             XCTAssertFalse(e.message.utf8.contains(where: { $0 < 0x20 }), e.message)
         }
     }
@@ -22,6 +23,6 @@ final class FuzzRegressionTests: XCTestCase {
         r.body = Array(#"{"code":400,"message":"bad\r\nX-Injected: 1","data":{"error":"a\tb\u0000c"}}"#.utf8)
         guard case .failure(let e) = WireProtocol.interpret(r, what: "generateTask/m") else { return XCTFail("accepted") }
         XCTAssertEqual(e.code, .badRequest)
-        XCTAssertEqual(e.message, "generateTask/m: 400 bad  X-Injected: 1: a b c")
+        XCTAssertEqual(e.message, #"generateTask/m: 400 bad\r\nX-Injected: 1: a\tb\u0000c"#)
     }
 }
