@@ -100,7 +100,7 @@ enum Sanitizer {
 }
 
 /// A counted set of strings under a lock (two clients may share a key).
-private final class SecretSet {
+private final class SecretSet: @unchecked Sendable {  // every access under its mutex
     private let mutex = Mutex()
     private var counts: [String: Int] = [:]
 
