@@ -36,7 +36,7 @@ final class LearnedPollPolicy: PollPolicy {
         /// window (few observations, often the quickest ones, say little about the slowest);
         /// its mean as a share of the median.
         var tailWeight = 0.02
-        var earlyTailWeight = 0.2
+        var earlyTailWeight = 0.4
         var earlyTailCount = 5.0
         var tailMean = 0.4
         /// The share of the request budget the expected request rate aims at.

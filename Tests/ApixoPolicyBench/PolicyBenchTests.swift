@@ -12,7 +12,7 @@ final class PolicyBenchTests: XCTestCase {
         let seeds = env.flatMap { Int($0) }.map { max(1, min($0, 10_000)) } ?? 1
         let full = env != nil
         let setup = BenchSetup()
-        let rows = runPolicyBench(seeds: seeds, setup: setup, factors: full ? [0.5, 0.7, 1, 1.4, 2, 2.8, 4] : [1])
+        let rows = runPolicyBench(seeds: seeds, setup: setup, factors: full ? [0.7, 1, 1.4, 2, 2.8] : [1])
         print(benchTable(rows, seeds: seeds, setup: setup))
         for r in rows {
             for (name, s) in [("learned", r.learned), ("old", r.old), ("oracle", r.oracle)] {
