@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,6 +63,10 @@ def test_make_wheel_is_manylinux_and_runs_the_examples_in_a_fresh_venv(sim, tmp_
     (wheel,) = out.glob("apixo-*.whl")
     assert wheel.name.startswith("apixo-0.1.0-py3-none-manylinux_2_"), wheel.name
     assert wheel.name.endswith("_x86_64.whl") or wheel.name.endswith("_aarch64.whl")
+    # the README states the glibc floor this wheel has (it follows the code: keep it true)
+    floor = re.search(r"\*\*glibc (2\.\d+) or later\*\*", (PKG_ROOT / "README.md").read_text())
+    assert floor and f"manylinux_{floor.group(1).replace('.', '_')}_" in wheel.name, (
+        f"README says glibc {floor and floor.group(1)}, the wheel is {wheel.name}")
     show = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)],
                           capture_output=True, text=True, timeout=120)
     assert show.returncode == 0 and 'platform tag: "manylinux_2_' in show.stdout, show.stdout
