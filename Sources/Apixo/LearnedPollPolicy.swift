@@ -41,6 +41,10 @@ final class LearnedPollPolicy: PollPolicy {
         var tailMean = 0.4
         /// The share of the request budget the expected request rate aims at.
         var targetShare = 0.95
+        /// The lowest price of a poll, seconds (unscaled) of detection delay: however much of
+        /// the budget is free, a lone task is not polled every second (the budget is the
+        /// account's, and other clients may share it).
+        var minimumPrice = 0.5
         /// Multiplies the price while nothing waits to be submitted.
         var idlePriceFactor = 1.0
         /// Grid step of the DP, seconds (unscaled).
@@ -124,16 +128,23 @@ final class LearnedPollPolicy: PollPolicy {
 
     /// The price level (index into the ladder) for a poll of a task of `m` under `load`.
     func price(_ m: LatencyModel, load: PollLoad) -> Int {
-        LearnedPollPolicy.price(load: load, targetShare: parameters.targetShare, idlePriceFactor: parameters.idlePriceFactor) {
+        LearnedPollPolicy.price(load: load, targetShare: parameters.targetShare, idlePriceFactor: parameters.idlePriceFactor,
+                                floor: LearnedPollPolicy.level(forPrice: parameters.minimumPrice)) {
             m.table(priceLevel: $0)
         }
     }
 
+    /// The lowest ladder level whose price is at least `p` seconds (unscaled).
+    static func level(forPrice p: Double) -> Int {
+        guard p > minPrice else { return 0 }
+        return min(priceLevels - 1, Int((log(p / minPrice) / log(priceRatio)).rounded(.up)))
+    }
+
     /// The lowest price level at which `load.trackedTasks` tasks polled as `table(level)`
     /// plans (plus one submit each while submits wait) fit `targetShare` of the budget.
-    static func price(load: PollLoad, targetShare: Double, idlePriceFactor: Double,
+    static func price(load: PollLoad, targetShare: Double, idlePriceFactor: Double, floor: Int = 0,
                       table: (Int) -> PollTable) -> Int {
-        guard load.requestsPerWindow > 0, load.window > 0 else { return 0 }
+        guard load.requestsPerWindow > 0, load.window > 0 else { return floor }
         let idle = load.queuedSubmits == 0
         let rate = targetShare * Double(load.requestsPerWindow) / load.window
         let n = Double(max(1, load.trackedTasks))
@@ -147,14 +158,14 @@ final class LearnedPollPolicy: PollPolicy {
             return min(priceLevels - 1, max(0, k + shift))
         }
         // The rate falls as the price rises: the lowest level that fits.
-        var lo = 0, hi = priceLevels - 1
-        if fits(lo) { return idleLevel(0) }
+        var lo = max(0, min(floor, priceLevels - 1)), hi = priceLevels - 1
+        if fits(lo) { return max(lo, idleLevel(lo)) }
         if !fits(hi) { return hi }
         while hi - lo > 1 {
             let mid = (lo + hi) / 2
             if fits(mid) { hi = mid } else { lo = mid }
         }
-        return idleLevel(hi)
+        return max(floor, idleLevel(hi))
     }
 
     /// The price of a ladder level, seconds on the caller's clock.
