@@ -69,12 +69,13 @@ extension Client {
     /// waits in the queue. Meanwhile it runs waiting callbacks on the calling thread, in
     /// order; log lines and completions without a callback keep their places in the queue.
     func drainQueue(_ q: EventQueue, until deadline: Double?) throws {
-        let upTo = ledger.issued
+        let waiting = ledger.beginDrain()
+        defer { ledger.endDrain(waiting) }
         while true {
             if isClosing { throw ApixoError(.closed, "the client is closed") }
             let seen = q.generation
             if q.runOneCallback() { continue }
-            let left = ledger.left(upTo: upTo)
+            let left = ledger.left(waiting)
             if left == 0 { return }
             if !q.waitForChange(since: seen, until: deadline) {
                 if let deadline, deadline <= monotonicSeconds() {

@@ -58,6 +58,8 @@ public final class Client: @unchecked Sendable {
     private var keyRegistered = false
     /// Callbacks registered and not yet fired, for drain.
     let ledger = CallbackLedger()
+    /// From a terminal answer to its callback, the worst seen (tests, benchmarks).
+    let deliveryLag = LagMeter()
 
     // Engine-thread state (see Client+Engine.swift).
     /// Every decision about what to send and when; the engine thread is its I/O shell.
@@ -211,7 +213,13 @@ public final class Client: @unchecked Sendable {
     func deliver(_ cb: @escaping TaskCallback, _ ticket: Int, _ outcome: Outcome, journalSeq: Int64?) {
         let reg = ledger.registration(ticket)
         // No reference to the client: a queued completion must not keep it alive.
-        delivery.complete(Completion(outcome, callback: reg.hasCallback ? cb : nil, userData: reg.userData,
+        // The lag is from the answer that ended the task (this call) to its callback starting.
+        let handedAt = clock.now
+        let timed: TaskCallback = { [clock, deliveryLag] code, task, message in
+            deliveryLag.record(clock.now - handedAt)
+            cb(code, task, message)
+        }
+        delivery.complete(Completion(outcome, callback: reg.hasCallback ? timed : nil, userData: reg.userData,
                                      delivered: { [journal] in if let journalSeq { journal?.delivered(seq: journalSeq) } },
                                      release: { [ledger] in ledger.fired(ticket) }))
     }

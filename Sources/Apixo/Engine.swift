@@ -89,7 +89,18 @@ final class Engine {
     private var timers = Heap<TimerToken>(less: { $0.due < $1.due || ($0.due == $1.due && $0.seq < $1.seq) })
     private var timerSeq: UInt64 = 0
     private var transfers: [UnsafeMutableRawPointer: Transfer] = [:]
+    /// Requests waiting for one of the `maxTransfers` places, in order.
+    private var waiting = Deque<(HTTPRequest, (HTTPResult) -> Void)>()
     let clock: Clock
+    /// Transfers handed to curl at once: its connection limit per host. Curl would queue
+    /// more itself, but a transfer it holds back for a connection can sit there until its
+    /// connect timeout (15 s) before it is looked at again; the engine queues them instead.
+    static let maxTransfers = 16
+    /// The longest a transfer took from the hand-over to curl to its end, in seconds (a
+    /// diagnostic for tests: a stalled transfer shows here).
+    private(set) var longestTransfer: Double = 0
+    /// The most transfers curl held at once (a diagnostic: never above `maxTransfers`).
+    private(set) var peakTransfers = 0
 
     init(caFile: String?, clock: Clock) throws {
         guard curlGlobalInit, let m = curl_multi_init() else {
@@ -99,7 +110,7 @@ final class Engine {
         self.caFile = caFile
         self.clock = clock
         // Reuse connections to the API; a few per host is plenty.
-        _ = apixo_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 16)
+        _ = apixo_curl_multi_setopt_long(multi, CURLMOPT_MAX_HOST_CONNECTIONS, Engine.maxTransfers)
         _ = apixo_curl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, 32)
     }
 
@@ -144,8 +155,20 @@ final class Engine {
         return t
     }
 
-    /// Starts a transfer (engine thread only). `completion` runs on the engine thread.
+    /// Starts a transfer (engine thread only), or queues it while `maxTransfers` run.
+    /// `completion` runs on the engine thread.
     func start(_ request: HTTPRequest, completion: @escaping (HTTPResult) -> Void) {
+        if transfers.count >= Engine.maxTransfers {
+            waiting.append((request, completion))
+            return
+        }
+        launch(request, completion: completion)
+    }
+
+    /// Transfers running, and waiting for a place.
+    var transferCounts: (running: Int, waiting: Int) { (transfers.count, waiting.count) }
+
+    private func launch(_ request: HTTPRequest, completion: @escaping (HTTPResult) -> Void) {
         guard let t = Transfer(request, caFile: caFile, completion: completion) else {
             var r = HTTPResult()
             r.curlCode = CURLE_OUT_OF_MEMORY
@@ -161,8 +184,19 @@ final class Engine {
             completion(r)
             return
         }
+        t.startedAt = clock.now
         transfers[t.easy] = t
+        peakTransfers = max(peakTransfers, transfers.count)
         if request.idleTimeout { watch(t, seen: -1, since: clock.now) }
+    }
+
+    /// A transfer left curl: its place goes to the next waiting request.
+    private func ended(_ t: Transfer, _ r: HTTPResult) {
+        longestTransfer = max(longestTransfer, clock.now - t.startedAt)
+        t.completion(r)
+        while transfers.count < Engine.maxTransfers, let (req, completion) = waiting.removeFirst() {
+            launch(req, completion: completion)
+        }
     }
 
     /// Ends a transfer that has received nothing for its timeout (see `HTTPRequest.idleTimeout`).
@@ -179,7 +213,7 @@ final class Engine {
                 var r = t.finish(CURLE_OPERATION_TIMEDOUT)
                 r.curlMessage = "no data for \(t.request.timeoutMs) ms"
                 r.idleTimedOut = true
-                t.completion(r)
+                self.ended(t, r)
             } else {
                 self.watch(t, seen: seen, since: since)
             }
@@ -188,6 +222,8 @@ final class Engine {
 
     /// Ends every transfer with `aborted` set (engine thread only, at shutdown).
     func abortAll() {
+        var queued: [(HTTPRequest, (HTTPResult) -> Void)] = []
+        while let w = waiting.removeFirst() { queued.append(w) }
         let all = Array(transfers.values)
         transfers.removeAll()
         for t in all {
@@ -195,6 +231,13 @@ final class Engine {
             var r = t.finish(CURLE_ABORTED_BY_CALLBACK)
             r.aborted = true
             t.completion(r)
+        }
+        for (_, completion) in queued {
+            var r = HTTPResult()
+            r.curlCode = CURLE_ABORTED_BY_CALLBACK
+            r.curlMessage = "the client closed"
+            r.aborted = true
+            completion(r)
         }
     }
 
@@ -254,10 +297,7 @@ final class Engine {
             guard msg.pointee.msg == CURLMSG_DONE, let easy = msg.pointee.easy_handle else { continue }
             let code = msg.pointee.data.result
             curl_multi_remove_handle(multi, easy)
-            if let t = transfers.removeValue(forKey: easy) {
-                let r = t.finish(code)
-                t.completion(r)
-            }
+            if let t = transfers.removeValue(forKey: easy) { ended(t, t.finish(code)) }
         }
     }
 

@@ -148,17 +148,30 @@ public final class SystemClock: Clock, Sendable {
 
 /// Which registered callbacks have not fired yet, so that drain can wait for exactly those
 /// registered before it was called; and what each registration carries to its delivery
-/// (the host's user data, whether it has a callback at all).
+/// (the host's user data, whether it has a callback at all). Each waiting drain keeps a
+/// countdown of the tickets it waits for: a fired ticket costs O(drains), a wake-up O(1),
+/// whatever the number pending.
 final class CallbackLedger {
     struct Registration {
         var userData: UInt = 0
         var hasCallback = true
     }
 
+    /// One drain's countdown: the tickets up to `upTo` that have not fired.
+    final class DrainWait {
+        let upTo: Int
+        fileprivate(set) var left: Int
+        fileprivate init(upTo: Int, left: Int) {
+            self.upTo = upTo
+            self.left = left
+        }
+    }
+
     private let mutex = Mutex()
     private let cond = Condition()
     private var last = 0
     private var pending: [Int: Registration] = [:]
+    private var drains: [DrainWait] = []
     /// Called (outside the lock) whenever a ticket settles: the queue delivery's drain waits on it.
     var onChange: (() -> Void)?
 
@@ -179,7 +192,12 @@ final class CallbackLedger {
     func fired(_ ticket: Int) {
         let changed = mutex.with { () -> Bool in
             guard pending.removeValue(forKey: ticket) != nil else { return false }
-            cond.broadcast()
+            var done = false
+            for d in drains where ticket <= d.upTo {
+                d.left -= 1
+                if d.left == 0 { done = true }
+            }
+            if done { cond.broadcast() }
             return true
         }
         if changed { onChange?() }
@@ -187,27 +205,51 @@ final class CallbackLedger {
 
     var outstanding: Int { mutex.with { pending.count } }
 
-    /// The last ticket issued so far.
-    var issued: Int { mutex.with { last } }
+    /// Starts counting down the tickets issued so far (every pending one was issued before
+    /// now); `endDrain` stops it.
+    func beginDrain() -> DrainWait {
+        mutex.with {
+            let d = DrainWait(upTo: last, left: pending.count)
+            drains.append(d)
+            return d
+        }
+    }
 
-    /// How many tickets up to `upTo` have not fired.
-    func left(upTo: Int) -> Int {
-        mutex.with { pending.keys.reduce(0) { $0 + ($1 <= upTo ? 1 : 0) } }
+    /// How many of the drain's tickets have not fired.
+    func left(_ d: DrainWait) -> Int { mutex.with { d.left } }
+
+    func endDrain(_ d: DrainWait) {
+        mutex.with { drains.removeAll { $0 === d } }
     }
 
     /// Waits until every ticket issued so far has fired; returns how many are still pending
     /// when `deadline` (monotonic seconds) passes first.
     func wait(until deadline: Double?) -> Int {
-        mutex.with {
-            let upTo = last
-            func left() -> Int { pending.keys.reduce(0) { $0 + ($1 <= upTo ? 1 : 0) } }
-            while left() > 0 {
-                if !cond.wait(mutex, until: deadline) {
-                    let n = left()
-                    if n > 0 { return n }
-                }
+        let d = beginDrain()
+        defer { endDrain(d) }
+        return mutex.with {
+            while d.left > 0 {
+                if !cond.wait(mutex, until: deadline), d.left > 0 { return d.left }
             }
             return 0
         }
     }
+}
+
+/// The largest delay between a terminal answer (its outcome handed to delivery) and its
+/// callback starting: a diagnostic for tests and benchmarks (issue #14's stall).
+final class LagMeter {
+    private let mutex = Mutex()
+    private var worst: Double = 0
+    private var samples = 0
+
+    func record(_ lag: Double) {
+        mutex.with {
+            worst = max(worst, lag)
+            samples += 1
+        }
+    }
+
+    /// The largest lag seen (seconds) and how many were measured.
+    var reading: (worst: Double, samples: Int) { mutex.with { (worst, samples) } }
 }

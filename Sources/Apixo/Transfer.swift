@@ -33,6 +33,7 @@ struct HTTPResult {
     var curlCode: CURLcode = CURLE_OK
     var curlMessage = ""
     var status = 0
+    /// The headers the library reads (`keptHeaders`), names in lower case.
     var headers: [(String, String)] = []
     var body: [UInt8] = []
     var bodyBytes = 0
@@ -48,17 +49,23 @@ struct HTTPResult {
     /// Ended by the engine's idle watchdog (`HTTPRequest.idleTimeout`), not by curl's timeout.
     var idleTimedOut = false
 
+    /// The headers the library reads (lower case); every other line is skipped without
+    /// building a String (this runs for every header line of every answer).
+    static let keptHeaders: [[UInt8]] = ["retry-after", "content-length", "content-type"].map { Array($0.utf8) }
+
     /// Takes one raw header line as curl hands it over (status line or "Name: value\r\n").
-    mutating func addHeaderLine(_ raw: UnsafeRawBufferPointer) {
-        let line = String(decoding: raw, as: UTF8.self)
-        if line.hasPrefix("HTTP/") {
+    mutating func addHeaderLine(_ line: UnsafeRawBufferPointer) {
+        let n = line.count
+        if n >= 5, line[0] == 0x48, line[1] == 0x54, line[2] == 0x54, line[3] == 0x50, line[4] == 0x2F {  // "HTTP/"
             headers.removeAll()  // a new response (redirect or 100) starts
             return
         }
-        guard let colon = line.firstIndex(of: ":") else { return }
-        let name = line[..<colon].lowercased()
-        let value = line[line.index(after: colon)...].trimmingSpaces()
-        headers.append((name, value))
+        guard let colon = line.firstIndex(of: 0x3A) else { return }  // ":"
+        guard let name = HTTPResult.keptHeaders.first(where: { known in
+            known.count == colon && zip(known, line).allSatisfy { k, b in k == (b | 0x20) }
+        }) else { return }
+        let value = String(decoding: UnsafeRawBufferPointer(rebasing: line[(colon + 1)...]), as: UTF8.self)
+        headers.append((String(decoding: name, as: UTF8.self), value.trimmingSpaces()))
     }
 
     func header(_ name: String) -> String? {
@@ -85,6 +92,8 @@ final class Transfer {
     var result = HTTPResult()
     let request: HTTPRequest
     let completion: (HTTPResult) -> Void
+    /// When the engine handed it to curl.
+    var startedAt: Double = 0
     private var bodyStorage: [CChar] = []
 
     init?(_ request: HTTPRequest, caFile: String?, completion: @escaping (HTTPResult) -> Void) {

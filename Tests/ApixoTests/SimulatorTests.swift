@@ -169,3 +169,76 @@ final class SendHookTests: XCTestCase {
         XCTAssertFalse(answered.certainlyNotSent)
     }
 }
+
+/// Issue #14 against the simulator: the engine at scale, and watched tasks on the budget.
+final class ScaleTests: XCTestCase {
+    /// 3,000 quick tasks with every limit off: more transfers at once than curl has
+    /// connections. No transfer may stall (the engine queues what curl cannot run at once;
+    /// before, some waited one connect timeout, 15 s), and no callback may come more than a
+    /// second after the answer that ended its task.
+    func testThreeThousandQuickTasksWithoutAStall() throws {
+        let sim = try Simulator(extra: ["--time-scale", "0.001", "--rpm", "0", "--concurrency", "0"])
+        var o = ClientOptions()
+        o.apiKey = "sk-sim"
+        o.baseURL = sim.base + "/api/v1"
+        o.timeScale = 0.001
+        o.requestsPerMinute = 0
+        o.maxConcurrentTasks = 0
+        let client = try Client(options: o)
+        let n = 3000
+        let lock = NSLock()
+        var ok = 0
+        var r = try Request()
+        try r.setPrompt("quick")
+        try r.setMaxImages(1)
+        for _ in 0..<n {
+            try client.submitAsync(r) { code, _, _ in
+                if code == .ok {
+                    lock.lock()
+                    ok += 1
+                    lock.unlock()
+                }
+            }
+        }
+        try client.drain(timeoutMs: 120_000)
+        client.close()
+        XCTAssertEqual(ok, n)
+        let lag = client.deliveryLag.reading
+        print("note: \(n) tasks: slowest callback \(lag.worst) s after its answer; longest transfer \(client.engine.longestTransfer) s")
+        XCTAssertEqual(lag.samples, n)
+        XCTAssertLessThan(lag.worst, 1.0, "slowest callback after its terminal answer: \(lag.worst) s")
+        XCTAssertLessThanOrEqual(client.engine.peakTransfers, Engine.maxTransfers, "curl never holds more than it runs")
+        XCTAssertEqual(client.engine.peakTransfers, Engine.maxTransfers, "the burst did fill every place")
+        XCTAssertLessThan(client.engine.longestTransfer, 5,
+                          "a transfer took \(client.engine.longestTransfer) s (a stall is one connect timeout, 15 s)")
+        let s = try sim.stats()
+        XCTAssertEqual(s["tasks_created"] as? Int, n)
+    }
+
+    /// Ten long-running tasks watched by an otherwise idle client (limits on) take a few
+    /// requests a minute, not the whole budget (before, the poll spacing counted only the
+    /// tasks the client had submitted itself, and all ten were polled flat out).
+    func testAnIdleClientWatchingTenLongTasksSpendsLittle() throws {
+        // Every task runs 3000 to 3600 API seconds (30 to 36 s here).
+        let sim = try Simulator(extra: ["--latency", "bimodal", "--bimodal-slow", "3000-3600", "--bimodal-share", "1"])
+        let submitter = try sim.client()
+        var r = try Request()
+        try r.setPrompt("long")
+        try r.setMaxImages(1)
+        let ids = try (0..<10).map { _ in try submitter.submit(r) }
+        submitter.close()
+        let watcher = try sim.client()
+        let before = try sim.stats()["requests_total"] as! Int
+        let t0 = monotonicSeconds()
+        for id in ids { try watcher.watch(taskId: id) { _, _, _ in } }
+        // Five minutes of the client's clock (the window is 0.63 s at this scale).
+        usleep(3_000_000)
+        let after = try sim.stats()["requests_total"] as! Int
+        let minutes = (monotonicSeconds() - t0) / (60 * 0.01)
+        watcher.close()
+        let perMinute = Double(after - before - 1) / minutes  // less the stats request itself
+        print("note: 10 watched long tasks: \(after - before - 1) requests in \(minutes) simulated minutes")
+        XCTAssertGreaterThan(after - before, 20, "the tasks are polled")
+        XCTAssertLessThan(perMinute, 30, "requests a simulated minute: \(perMinute) (budget 60)")
+    }
+}
