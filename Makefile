@@ -47,9 +47,13 @@ deps-hosts:
 	$(call apt-install-missing,$(HOST_PKGS))
 
 $(BUILD)/.swift-release: Package.swift $(shell find Sources -type f) include/apixo.h
-	$(SWIFT) build -c release -Xswiftc -static-stdlib
+	$(SWIFT) build -c release -Xswiftc -static-stdlib -Xswiftc -Osize
 	mkdir -p $(BUILD)/lib/pkgconfig $(BUILD)/include $(BUILD)/bin
 	install -m 755 $(RELEASE_DIR)/libapixo.so $(BUILD)/lib/libapixo.so
+	# Shipped stripped; the debug info goes to libapixo.so.debug, found by debuggers through
+	# the debuglink (gdb: same directory, or /usr/lib/debug).
+	objcopy --only-keep-debug $(BUILD)/lib/libapixo.so $(BUILD)/lib/libapixo.so.debug
+	cd $(BUILD)/lib && objcopy --strip-all --add-gnu-debuglink=libapixo.so.debug libapixo.so
 	ln -sf libapixo.so $(BUILD)/lib/libapixo.so.0
 	install -m 644 include/apixo.h $(BUILD)/include/apixo.h
 	install -m 755 $(RELEASE_DIR)/apixo-cli $(BUILD)/bin/apixo
@@ -217,6 +221,7 @@ demo: deps all
 
 bench: deps all $(REDIS_WORKER)
 	$(PYTHON) bench/run.py
+	$(PYTHON) bench/scale.py
 	APIXO_REDIS_WORKER=$(REDIS_WORKER) $(PYTHON) bench/shared_budget.py
 
 # The policy bench is a test target built in release with testable imports, in its own scratch

@@ -36,7 +36,10 @@ let package = Package(
                     // Export apixo_* only, under a stable soname. lld, unlike gold, leaves the
                     // hidden Swift symbols out of the dynamic symbol table altogether.
                     .unsafeFlags(["-use-ld=lld", "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/ApixoC/apixo.map",
-                                  "-Xlinker", "-soname=libapixo.so.0"]),
+                                  "-Xlinker", "-soname=libapixo.so.0",
+                                  // Smaller and quicker to load (issue #14): identical code
+                                  // folded, relative relocations packed (DT_RELR).
+                                  "-Xlinker", "--icf=all", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"]),
                 ]),
         .executableTarget(name: "ApixoCLI",
                           dependencies: ["Apixo",
