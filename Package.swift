@@ -37,9 +37,10 @@ let package = Package(
                     // hidden Swift symbols out of the dynamic symbol table altogether.
                     .unsafeFlags(["-use-ld=lld", "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/ApixoC/apixo.map",
                                   "-Xlinker", "-soname=libapixo.so.0",
-                                  // Smaller and quicker to load (issue #14): identical code
-                                  // folded, relative relocations packed (DT_RELR).
-                                  "-Xlinker", "--icf=all", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"]),
+                                  // Smaller (issue #14): identical code folded. Not
+                                  // `-z pack-relative-relocs`: DT_RELR needs glibc 2.36
+                                  // (GLIBC_ABI_DT_RELR), and Ubuntu 22.04 has 2.35.
+                                  "-Xlinker", "--icf=all"]),
                 ]),
         .executableTarget(name: "ApixoCLI",
                           dependencies: ["Apixo",

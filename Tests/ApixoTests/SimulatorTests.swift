@@ -224,7 +224,7 @@ final class ScaleTests: XCTestCase {
         let ewma = try watchedRequestsPerMinute(.ewma)
         let learned = try watchedRequestsPerMinute(.learned)
         print("note: 10 watched long tasks, requests a simulated minute: ewma \(ewma), learned \(learned) (budget 60)")
-        XCTAssertLessThan(ewma, 30)
+        XCTAssertLessThan(ewma, 40, "well below the budget")
         XCTAssertLessThan(learned, 48, "no more than 80% of the budget")
     }
 
