@@ -41,7 +41,9 @@ C
 flags=$(PKG_CONFIG_PATH="$tmp/prefix/lib/pkgconfig" pkg-config --cflags --libs apixo)
 if cc -std=c99 -Wall -Werror "$tmp/app.c" $flags -o "$tmp/app"; then ok "cc app.c \$(pkg-config --cflags --libs apixo) links"; else bad "link through pkg-config"; fi
 if out=$(env -u LD_LIBRARY_PATH "$tmp/app"); then ok "installed app runs without LD_LIBRARY_PATH, apixo_version() = $out = macros"; else bad "installed app did not run"; fi
-if ldd "$tmp/app" | grep -q "$tmp/prefix/lib/libapixo.so.0"; then ok "resolves the installed libapixo.so.0"; else bad "resolved another libapixo: $(ldd "$tmp/app" | grep apixo)"; fi
+# ldd's output read whole first: `ldd | grep -q` fails under pipefail when grep stops early.
+resolved=$(ldd "$tmp/app")
+if grep -q "$tmp/prefix/lib/libapixo.so.0" <<<"$resolved"; then ok "resolves the installed libapixo.so.0"; else bad "resolved another libapixo: $(grep apixo <<<"$resolved")"; fi
 [ -x "$tmp/prefix/bin/apixo" ] && ok "installs bin/apixo" || bad "bin/apixo not installed"
 [ -f "$tmp/prefix/include/apixo.h" ] && ok "installs include/apixo.h" || bad "header not installed"
 [ -f "$tmp/prefix/include/apixo_cdef.h" ] && ok "installs include/apixo_cdef.h" || bad "apixo_cdef.h not installed"
