@@ -108,7 +108,7 @@ wheel: lib
 	$(PYTHON) -m auditwheel show $(WHEEL_DIR)/apixo-*.whl
 
 # ---------------------------------------------------------------- tests
-test: deps test-case all test-header test-abi test-swift test-case-fs test-swift-example test-sim test-c test-fork test-python test-cli test-hosts test-redis test-valgrind
+test: deps test-case all test-header test-abi test-swift test-case-fs test-swift-example test-sim test-c test-fork test-python test-cli test-hosts test-redis test-valgrind fuzz-ci
 	@echo "make test: all suites passed"
 
 test-header: all
@@ -217,7 +217,7 @@ fuzz-build: $(addprefix $(FUZZ_BUILD)/,$(FUZZ_TARGETS))
 fuzz: fuzz-build
 	bash Fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
-# The same, about 50 s each (part of make test).
+# The same, about 50 s each (part of make test, last).
 fuzz-ci: fuzz-build
 	bash Fuzz/run.sh $(FUZZ_CI_SECONDS) $(FUZZ_TARGETS)
 

@@ -25,4 +25,18 @@ final class FuzzRegressionTests: XCTestCase {
         XCTAssertEqual(e.code, .badRequest)
         XCTAssertEqual(e.message, #"generateTask/m: 400 bad\r\nX-Injected: 1: a\tb\u0000c"#)
     }
+
+    /// Fuzz/webhook.swift: a time field far outside Int64 (a huge double) trapped in
+    /// Int64(_:); now an implausible time reads as unknown (0). Inputs kept in the corpus as
+    /// crash-costtime-1e31 and crash-completetime-1e192.
+    func testHugeTimeFieldsDoNotTrap() throws {
+        let cost = Array(#"{"taskId": "t1", "state": "success", "resultJson": "{\"resultUrls\":[\"http://127.0.0.1/a.jpg\"]}", "costTime": 2660918888888888888888888e7}"#.utf8)
+        let a = try Client.parseWebhook(cost)
+        XCTAssertEqual(a.costTimeMs, 0)
+        XCTAssertEqual(a.resultURLs, ["http://127.0.0.1/a.jpg"])
+        let complete = Array(#"{"code":200,"message":"success","data":{"taskId":"t2","state":"failed","failCode":"X","createTime":1796162070917,"completeTime":179.16207e192}}"#.utf8)
+        let b = try Client.parseWebhook(complete)
+        XCTAssertEqual(b.completeTimeMs, 0)
+        XCTAssertEqual(b.createTimeMs, 1796162070917)
+    }
 }
