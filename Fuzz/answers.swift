@@ -34,7 +34,9 @@ public func fuzzAnswers(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     if i < size { r.body = Array(bytes[i...]) }
     r.bodyBytes = r.body.count
-    if let ra = r.retryAfter { precondition(ra >= 0 && ra.isFinite, "retry-after \(ra)") }
+    // Seconds, never negative or NaN; +infinity (over 308 digits) is "longer than any cap",
+    // which the client refuses to wait for (max_retry_after_ms).
+    if let ra = r.retryAfter { precondition(ra >= 0 && !ra.isNaN, "retry-after \(ra)") }
     _ = r.certainlyNotSent
     let submit = flags & 1 != 0
     let what = submit ? "generateTask/seedream-5-0" : "statusTask/seedream-5-0"
