@@ -111,7 +111,7 @@ extension Client {
                 r.aborted = true
                 w.fulfill(r)
             } else {
-                engine.start(req) { w.fulfill($0) }
+                startLogged(req) { w.fulfill($0) }
             }
         }
         let r = w.wait(until: nil)!

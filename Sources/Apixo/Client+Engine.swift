@@ -124,7 +124,26 @@ extension Client {
         let journal = self.journal, seq = ps.journalSeq
         req.beforeSend = { if let seq { journal?.sending(seq: seq) } }
         logger.log(.debug, "submit \(ps.request.model) (attempt \(ps.attempts))")
-        engine.start(req) { [self] r in handleSubmit(ps, r) }
+        startLogged(req) { [self] r in handleSubmit(ps, r) }
+    }
+
+    /// Starts a transfer and logs, at debug, its request and answer: method, the URL's path
+    /// (below the base URL for API calls; without the query for downloads, whose signed
+    /// query strings are not ours to log), HTTP status or curl error, duration. Never a
+    /// header (the key is in one). Engine thread.
+    func startLogged(_ req: HTTPRequest, _ completion: @escaping (HTTPResult) -> Void) {
+        let started = monotonicSeconds()
+        engine.start(req) { [self] r in
+            logger.log(.debug, {
+                let method = req.method == .get ? "GET" : "POST"
+                var path = req.url.hasPrefix(baseURL) ? String(req.url.dropFirst(baseURL.count)) : req.url
+                if !req.url.hasPrefix(baseURL), let q = path.firstIndex(of: "?") { path = String(path[..<q]) }
+                let ms = Bounded.wholeMillis(monotonicSeconds() - started)
+                let answer = r.aborted ? "aborted" : r.curlCode == CURLE_OK ? "HTTP \(r.status)" : "failed: \(r.curlMessage)"
+                return "\(method) \(path) -> \(answer) in \(ms) ms"
+            }())
+            completion(r)
+        }
     }
 
     func handleSubmit(_ ps: PendingSubmit, _ r: HTTPResult) {
@@ -368,7 +387,7 @@ extension Client {
         let req = HTTPRequest(method: .get,
                               url: "\(baseURL)/statusTask/\(model)?taskId=\(Client.percentEncode(taskId))",
                               headers: authHeaders(), timeoutMs: options.timeoutMs)
-        engine.start(req) { r in
+        startLogged(req) { r in
             let what = "statusTask/\(model)"
             switch WireProtocol.interpret(r, what: what) {
             case .failure(let e): completion(.failure(e))

@@ -44,6 +44,11 @@ def test_apixo_log_debug_shows_each_step_and_never_the_key(sim):
     for line in ("client started", "queueing a submit", "submit seedream-5-0 (attempt",
                  "accepted", "submit accepted: task", "downloaded 1 result"):
         assert line in err, (line, err)
+    # each request and its answer, from the core: method, path, status, duration; a
+    # download's path without its query string
+    assert re.search(r"POST /generateTask/seedream-5-0 -> HTTP 200 in \d+ ms", err), err
+    assert re.search(r"GET /statusTask/seedream-5-0\?taskId=task_\w+ -> HTTP 200 in \d+ ms", err), err
+    assert re.search(r"GET http://127\.0\.0\.1:\d+/files/[^?\s]+ -> HTTP 200 in \d+ ms", err), err
     # the states the wait saw (at the simulator's pace the first one may be the last)
     assert re.search(r"DEBUG\] task task_\w+: (\w+ -> )*success\n", err), err
     assert all(line.startswith("[") and " apixo " in line for line in err.splitlines()), err
