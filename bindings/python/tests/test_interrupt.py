@@ -34,12 +34,16 @@ def test_sigint_interrupts_a_blocking_call(sim, call):
         proc.send_signal(signal.SIGINT)
         caught = proc.stdout.readline()
         latency = time.monotonic() - sent
-        out, err = proc.communicate(timeout=30)
+        # Not communicate(): it reads the pipes' descriptors and would miss what readline()
+        # already buffered (the report often arrives in the same read as "interrupted").
+        proc.wait(timeout=30)
+        out, err = proc.stdout.read(), proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert caught.strip() == "interrupted", (caught, err)
+    assert out.strip(), ("the host printed no report", proc.returncode, err)
     report = json.loads(out)
     assert report["interrupted"] is True, report
     assert latency < 2.0, (call, latency)
