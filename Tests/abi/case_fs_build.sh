@@ -34,7 +34,9 @@ try_mount() {  # kind: prints the error of the failing step, returns 0 once moun
   if [ "$1" = fuse ]; then
     command -v fusefat >/dev/null || { echo "fusefat not installed"; return 1; }
     [ -c /dev/fuse ] || { echo "no /dev/fuse"; return 1; }
-    fusefat -s -o rw+ "$img" "$mnt" >"$work/fusefat.log" 2>&1 || { tail -1 "$work/fusefat.log"; return 1; }
+    # rw+: fusefat's (experimental) writes. direct_io: through the page cache, reads of files
+    # it had written came back corrupt (swiftc saw `li` for `list`); -s: one thread.
+    fusefat -s -o rw+,direct_io "$img" "$mnt" >"$work/fusefat.log" 2>&1 || { tail -1 "$work/fusefat.log"; return 1; }
   else
     mount -o loop "$img" "$mnt" 2>&1 || { dmesg 2>/dev/null | tail -1; return 1; }
   fi
