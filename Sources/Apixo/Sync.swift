@@ -134,8 +134,9 @@ public func wallMillis() -> Int64 {
     return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
 }
 
-/// The time source of the scheduling logic; tests substitute a fake.
-public protocol Clock: AnyObject {
+/// The time source of the scheduling logic; tests substitute a fake. Read from the engine
+/// thread and from the threads that run callbacks, hence Sendable.
+public protocol Clock: AnyObject, Sendable {
     /// Monotonic seconds.
     var now: Double { get }
 }
@@ -238,7 +239,8 @@ final class CallbackLedger {
 
 /// The largest delay between a terminal answer (its outcome handed to delivery) and its
 /// callback starting: a diagnostic for tests and benchmarks (issue #14's stall).
-final class LagMeter {
+/// Sendable: every field is read and written under `mutex` only.
+final class LagMeter: @unchecked Sendable {
     private let mutex = Mutex()
     private var worst: Double = 0
     private var samples = 0

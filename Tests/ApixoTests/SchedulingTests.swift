@@ -2,7 +2,8 @@ import XCTest
 @testable import Apixo
 
 /// A clock the test moves by hand.
-final class FakeClock: Clock {
+/// Driven by one test thread at a time, so the unchecked Sendable holds.
+final class FakeClock: Clock, @unchecked Sendable {
     var now: Double = 1000
     func advance(_ s: Double) { now += s }
 }
