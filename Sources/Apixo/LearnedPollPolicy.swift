@@ -53,6 +53,12 @@ final class LearnedPollPolicy: PollPolicy {
         /// first poll may wait longer, up to this much past the first possible completion.
         var minimumGap = 1.0
         var maximumGap = 30.0
+        /// A task later than everything the distribution has seen (past its last observation
+        /// and the prior) is polled at least `lateShare` of its lateness apart, at most
+        /// `maximumLateGap` seconds (unscaled): the longer it has overrun, the less a second
+        /// matters (a task an hour late needs no poll every few seconds).
+        var lateShare = 0.2
+        var maximumLateGap = 300.0
         /// Observations longer than this multiple of the documented upper bound are ignored.
         var absurdFactor = 20.0
         /// Webhook tasks: the fallback poll after this multiple of the learned 99.9% quantile
@@ -114,7 +120,14 @@ final class LearnedPollPolicy: PollPolicy {
         if ctx.callbackMode { return webhookDelay(m, ctx) }
         let price = self.price(m, load: ctx.load)
         let at = m.table(priceLevel: price).nextPoll(after: ctx.elapsed)
-        return max(minGap, at - ctx.elapsed)
+        return max(minGap, at - ctx.elapsed, lateGap(m, elapsed: ctx.elapsed))
+    }
+
+    /// The least gap for a task that has run `elapsed` seconds: a share of how late it is.
+    func lateGap(_ m: LatencyModel, elapsed: Double) -> Double {
+        let late = elapsed - m.distribution.lateAfter
+        guard late > 0, late.isFinite else { return 0 }
+        return min(parameters.lateShare * late, parameters.maximumLateGap * scale)
     }
 
     func assumedRemaining(key: String, elapsed: Double) -> Double {
@@ -272,6 +285,8 @@ struct LatencyDistribution {
     var mean: Double { grid.mean }
     /// The mean without the tail: the observations (and the prior while it counts).
     private(set) var typical = 0.0
+    /// Past every observation and the prior (where the tail begins).
+    var lateAfter: Double { tailStart }
 
     init(samples: [Double], seen: Int, prior: ClosedRange<Double>, scale: Double, parameters p: LearnedPollPolicy.Parameters) {
         priorRange = prior

@@ -107,6 +107,10 @@ struct RunResult {
     var peakWindow = 0
     var rejected429 = 0
     var completed = 0
+    /// Sum over tasks of completion to the moment the client knows (poll answer or webhook).
+    var detectionDelay = 0.0
+    /// Sum over submits after the first wave of the wait from the completion seen to the submit.
+    var submitLag = 0.0
 }
 
 final class BenchSubmit: QueuedSubmit {
@@ -164,6 +168,8 @@ func simulate(_ specs: [BenchTask], callbackMode: Bool, policy: PollPolicy, setu
         return true
     }
 
+    var freedAt: [Double] = []
+    var submitted = 0
     var now = 0.0
     var done = 0
     var steps = 0
@@ -172,6 +178,8 @@ func simulate(_ specs: [BenchTask], callbackMode: Bool, policy: PollPolicy, setu
         switch sched.next(now: now) {
         case .submit(let s):
             requestTimes.append(now)
+            submitted += 1
+            if submitted > setup.slots, !freedAt.isEmpty { result.submitLag += now - freedAt.removeFirst() }
             let at = now + setup.rtt / 2
             serverRunning.removeAll { $0 <= at }
             var ok = serverAccepts(at)
@@ -221,6 +229,8 @@ func simulate(_ specs: [BenchTask], callbackMode: Bool, policy: PollPolicy, setu
                         sched.finish(t, terminal: true, now: now)
                         done += 1
                         result.makespan = now
+                        result.detectionDelay += now - t.completeAt
+                        freedAt.append(now)
                     } else {
                         sched.running(t, serverAge: nil, isPoll: true, now: now)
                     }
@@ -335,6 +345,8 @@ struct Summary {
     var rejected = 0
     var incomplete = 0
     var makespan = 0.0
+    var detectionDelay = 0.0   // mean per task
+    var submitLag = 0.0        // mean per submit after the first wave
 }
 
 func summarize(_ runs: [(RunResult, Double)], setup: BenchSetup) -> Summary {
@@ -345,6 +357,8 @@ func summarize(_ runs: [(RunResult, Double)], setup: BenchSetup) -> Summary {
         s.vsBound += r.makespan / bound / n
         s.requestsPerTask += Double(r.requests) / Double(setup.tasks) / n
         s.makespan += r.makespan / n
+        s.detectionDelay += r.detectionDelay / Double(max(1, r.completed)) / n
+        s.submitLag += r.submitLag / Double(max(1, setup.tasks - setup.slots)) / n
         s.peakWindow = max(s.peakWindow, r.peakWindow)
         s.rejected += r.rejected429
         if r.completed < setup.tasks { s.incomplete += 1 }
@@ -366,7 +380,7 @@ struct BenchRow {
 /// Runs every workload over `seeds` seeds: the learned policy, the old EWMA one, the oracle
 /// (best price factor of `factors`).
 func runPolicyBench(seeds: Int, setup: BenchSetup = BenchSetup(), workloads: [Workload] = Workload.all,
-                    factors: [Double] = [0.7, 1, 1.4, 2, 2.8],
+                    factors: [Double] = [0.7, 1, 1.4, 2, 2.8], others: Bool = true,
                     learned: () -> PollPolicy = { LearnedPollPolicy(scale: 1) }) -> [BenchRow] {
     var rows: [BenchRow] = []
     for w in workloads {
@@ -377,11 +391,11 @@ func runPolicyBench(seeds: Int, setup: BenchSetup = BenchSetup(), workloads: [Wo
                       setup: setup)
         }
         let mine = run { _ in learned() }
-        let old = run { _ in PollPlanner(scale: 1) }
+        let old = others ? run { _ in PollPlanner(scale: 1) } : Summary()
         let grids = oracleGrids(w)
         var best: Summary?
         var bestFactor = 1.0
-        for f in factors {
+        for f in others ? factors : [] {
             let s = run { OraclePollPolicy(specs: $0, grids: grids, priceFactor: f) }
             if s.peakWindow <= setup.requestsPerMinute, best == nil || s.ratio < best!.ratio {
                 best = s
@@ -399,6 +413,7 @@ func runPolicyBench(seeds: Int, setup: BenchSetup = BenchSetup(), workloads: [Wo
 }
 
 func fmt(_ x: Double, _ digits: Int = 3) -> String {
+    guard x.isFinite, abs(x) < 1e12, x != 0 else { return "-" }
     var s = String(Int((x * pow(10, Double(digits))).rounded()))
     while s.count <= digits { s = "0" + s }
     s.insert(".", at: s.index(s.endIndex, offsetBy: -digits))
@@ -409,14 +424,14 @@ func fmt(_ x: Double, _ digits: Int = 3) -> String {
 func benchTable(_ rows: [BenchRow], seeds: Int, setup: BenchSetup) -> String {
     var out = "\(setup.tasks) tasks, \(setup.requestsPerMinute) rpm, \(setup.slots) slots, mean of \(seeds) seeds; "
         + "ratio = makespan / (sum of durations / \(setup.slots))\n\n"
-    out += "| workload | zero-delay | learned | learned / zero-delay | old (EWMA) | oracle | learned / oracle | req/task learned | req/task old | peak req/60 s | 429s |\n"
-    out += "|---|---|---|---|---|---|---|---|---|---|---|\n"
+    out += "| workload | zero-delay | learned | learned / zero-delay | old (EWMA) | oracle | learned / oracle | req/task learned | req/task old | peak req/60 s | 429s | seen after (s), learned | submit lag (s) |\n"
+    out += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     for r in rows {
         let peak = max(r.learned.peakWindow, r.old.peakWindow)
         out += "| \(r.workload) | \(fmt(r.bound)) | \(fmt(r.learned.ratio)) | \(fmt(r.learned.vsBound)) | \(fmt(r.old.ratio)) | "
             + "\(fmt(r.oracle.ratio)) (x\(fmt(r.oracleFactor, 1))) | \(fmt(r.learned.ratio / r.oracle.ratio)) | "
             + "\(fmt(r.learned.requestsPerTask, 2)) | \(fmt(r.old.requestsPerTask, 2)) | \(r.learned.peakWindow) (old \(r.old.peakWindow)) | "
-            + "\(r.learned.rejected + r.old.rejected)\(peak > setup.requestsPerMinute ? " OVER BUDGET" : "") |\n"
+            + "\(r.learned.rejected + r.old.rejected)\(peak > setup.requestsPerMinute ? " OVER BUDGET" : "") | \(fmt(r.learned.detectionDelay, 2)) | \(fmt(r.learned.submitLag, 2)) |\n"
     }
     return out
 }

@@ -110,13 +110,37 @@ final class LearnedPollPolicyTests: XCTestCase {
             for queued in [0, 3] {
                 let polls = p.plannedPolls(key: key, load: load(tracked: tracked, queued: queued, scale: 0.01), limit: 30)
                 var prev = 0.0
+                let lateAfter = p.model(key).distribution.lateAfter
                 for (i, t) in polls.enumerated() {
                     XCTAssert(t >= prev + p.parameters.minimumGap * 0.01 - 1e-12, "\(polls)")
-                    if i > 0 { XCTAssert(t - prev <= p.parameters.maximumGap * 0.01 + 1e-9, "\(polls)") }
+                    // At most the largest gap apart, or past everything seen a share of the lateness.
+                    let most = max(p.parameters.maximumGap * 0.01, p.parameters.lateShare * (prev - lateAfter))
+                    if i > 0 { XCTAssert(t - prev <= most + 1e-9, "\(polls)") }
                     prev = t
                 }
             }
         }
+    }
+
+    /// Issue #14: a task later than everything seen is polled less the later it is (a fifth
+    /// of its lateness apart, at most five minutes), whatever budget is free.
+    func testALateTaskIsPolledLessTheLaterItIs() {
+        let p = LearnedPollPolicy(scale: 1)
+        for d in spread(30, 26, 36) { p.observe(key: key, duration: d) }
+        let lateAfter = p.model(key).distribution.lateAfter
+        XCTAssertEqual(lateAfter, 36, accuracy: 3)
+        let idle = load(tracked: 1, queued: 0)
+        var prevGap = 0.0
+        for late in [10.0, 60, 300, 1200, 5000] {
+            let gap = p.nextPollDelay(ctx(key, elapsed: lateAfter + late, polls: 5, load: idle))
+            XCTAssertGreaterThanOrEqual(gap, min(0.2 * late, 300) - 1e-9, "\(late) s late")
+            XCTAssertGreaterThanOrEqual(gap, prevGap, "gaps grow with lateness")
+            XCTAssertLessThanOrEqual(gap, max(0.2 * late, p.parameters.maximumGap) + 1e-9)
+            prevGap = gap
+        }
+        XCTAssertEqual(p.nextPollDelay(ctx(key, elapsed: lateAfter + 5000, polls: 9, load: idle)), 300, accuracy: 1e-9)
+        // Within what has been seen the rule does not apply.
+        XCTAssertEqual(p.lateGap(p.model(key), elapsed: 30), 0)
     }
 
     func testPriceRisesWithLoadAndFallsWhenNothingWaits() {

@@ -260,6 +260,48 @@ final class SchedulerTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(polls, 10)
     }
 
+    /// The same with the learned policy (the default): ten watched tasks far past anything it
+    /// has seen, on an idle client, for one simulated minute. Past everything seen, polls are
+    /// spaced by a fifth of the lateness, so they take a small share of the budget although
+    /// all of it is free.
+    func testTenLateWatchedTasksSpendLittleWithTheLearnedPolicy() {
+        let clock = FakeClock()
+        let budget = LocalBudget(requestsPerWindow: 60, window: 60, maxSlots: 10)
+        let core = Core(budget: budget, policy: LearnedPollPolicy(scale: 1), maxRetries: 3, scale: 1, random: { 0.5 })
+        let ts = (0..<10).map { task("w\($0)", origin: .watched) }
+        for t in ts { core.track(t, listening: true, claimSlot: false, now: clock.now) }
+        let start = clock.now, end = clock.now + 60
+        var polls = 0
+        while clock.now < end {
+            var progressed = false
+            while case let step = core.next(now: clock.now), !isWait(step) {
+                progressed = true
+                if case .poll(let t) = step {
+                    polls += 1
+                    // Created on the server 5 minutes before the watch began; still running.
+                    core.running(t, serverAge: 300 + (clock.now - start), isPoll: true, now: clock.now)
+                }
+            }
+            if case .wait(let w) = core.next(now: clock.now) {
+                guard let w else { return XCTFail("the tasks must stay scheduled") }
+                clock.now = min(max(w, clock.now + 1e-6), end)
+            } else if !progressed {
+                return XCTFail("no progress")
+            }
+        }
+        print("note: 10 late watched tasks, learned policy: \(polls) polls in a simulated minute (budget 60)")
+        XCTAssertEqual(core.overdueTasks, 10, "every watched task shares the budget")
+        // One look each to learn the age, then a fifth of ~265 s of lateness (53 s) apart:
+        // about two polls each. Before issue #14 they took the whole budget.
+        XCTAssertLessThanOrEqual(polls, 25, "polls in one minute: \(polls)")
+        XCTAssertGreaterThanOrEqual(polls, 10)
+    }
+
+    func isWait(_ s: Core.Step) -> Bool {
+        if case .wait = s { return true }
+        return false
+    }
+
     /// Newly watched tasks of unknown age (just created) wait for their expected end after
     /// the first look, instead of being polled every second.
     func testAWatchedTaskLearnsItsAgeAndWaitsForItsExpectedEnd() {

@@ -219,13 +219,14 @@ final class ScaleTests: XCTestCase {
     /// the whole budget, as they did when the poll spacing counted only the tasks the client
     /// had submitted itself: the EWMA planner spaces a task far past its expected end by a
     /// fifth of its overrun; the learned policy prices its polls to fit the budget shared by
-    /// every tracked task.
+    /// every tracked task, and spaces a task later than anything it has seen by a fifth of
+    /// its lateness (measured: ewma 28, learned 20 a minute; 36 to 43 before that rule).
     func testAnIdleClientWatchingTenLongTasksSpendsLittle() throws {
         let ewma = try watchedRequestsPerMinute(.ewma)
         let learned = try watchedRequestsPerMinute(.learned)
         print("note: 10 watched long tasks, requests a simulated minute: ewma \(ewma), learned \(learned) (budget 60)")
         XCTAssertLessThan(ewma, 40, "well below the budget")
-        XCTAssertLessThan(learned, 48, "no more than 80% of the budget")
+        XCTAssertLessThan(learned, 30, "no more than half the budget")
     }
 
     /// Requests a simulated minute while a fresh client watches ten tasks that run 3000 to
