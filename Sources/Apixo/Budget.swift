@@ -20,6 +20,10 @@ protocol Budget: AnyObject {
     var requestShare: Int { get }
     /// Earliest time >= now at which one more API request may be sent.
     func nextRequestTime(now: Double) -> Double
+    /// The same for a request that must leave `reserve` requests of the window unspent (a
+    /// poll while submits wait, so that a freed slot is filled at once). Added to the seams
+    /// with a default that ignores the reserve (a shared budget paces by its own rules).
+    func nextRequestTime(now: Double, reserve: Int) -> Double
     /// Takes one request token at `now`; false when refused (a shared budget lost a race):
     /// the caller asks nextRequestTime again.
     func takeRequest(now: Double) -> Bool
@@ -45,6 +49,10 @@ protocol Budget: AnyObject {
     func tick(now: Double) -> Double?
 }
 
+extension Budget {
+    func nextRequestTime(now: Double, reserve: Int) -> Double { nextRequestTime(now: now) }
+}
+
 /// The budget of one client on its own: a sliding window of requests with Retry-After
 /// pauses (`RateLimiter`) and a count of concurrency slots.
 final class LocalBudget: Budget {
@@ -65,6 +73,8 @@ final class LocalBudget: Budget {
     var slotsHeld: Int { leases.count }
 
     func nextRequestTime(now: Double) -> Double { limiter.nextAvailable(now) }
+
+    func nextRequestTime(now: Double, reserve: Int) -> Double { limiter.nextAvailable(now, reserve: reserve) }
 
     func takeRequest(now: Double) -> Bool {
         guard limiter.nextAvailable(now) <= now else { return false }
@@ -127,15 +137,17 @@ final class RateLimiter {
         return sent.count - head
     }
 
-    /// The earliest time at or after `now` when one more request may be sent.
-    func nextAvailable(_ now: Double) -> Double {
+    /// The earliest time at or after `now` when one more request may be sent, leaving
+    /// `reserve` of the window's requests unspent (less than the capacity).
+    func nextAvailable(_ now: Double, reserve: Int = 0) -> Double {
         var t = max(now, pausedUntil)
         guard capacity > 0 else { return t }
         expire(now)
         let used = sent.count - head
-        if used >= capacity {
+        let cap = capacity - min(max(0, reserve), capacity - 1)
+        if used >= cap {
             // The request that must leave the window before another may go.
-            t = max(t, sent[head + (used - capacity)] + window)
+            t = max(t, sent[head + (used - cap)] + window)
         }
         return t
     }

@@ -41,9 +41,11 @@ final class LearnedPollPolicy: PollPolicy {
         var tailMean = 0.4
         /// The share of the request budget the expected request rate aims at.
         var targetShare = 0.95
-        /// The lowest price of a poll, seconds (unscaled) of detection delay: however much of
-        /// the budget is free, a lone task is not polled every second (the budget is the
-        /// account's, and other clients may share it).
+        /// The lowest price of a poll, seconds (unscaled) of detection delay, while nothing
+        /// waits to be submitted: however much of the budget is free, a lone task is not
+        /// polled every second (the budget is the account's, and other clients may share it).
+        /// While submits wait the budget sets the price alone: every request it leaves
+        /// unspent is lost to the queue.
         var minimumPrice = 0.5
         /// Multiplies the price while nothing waits to be submitted.
         var idlePriceFactor = 1.0
@@ -142,7 +144,8 @@ final class LearnedPollPolicy: PollPolicy {
     /// The price level (index into the ladder) for a poll of a task of `m` under `load`.
     func price(_ m: LatencyModel, load: PollLoad) -> Int {
         LearnedPollPolicy.price(load: load, targetShare: parameters.targetShare, idlePriceFactor: parameters.idlePriceFactor,
-                                floor: LearnedPollPolicy.level(forPrice: parameters.minimumPrice)) {
+                                floor: load.queuedSubmits > 0 ? 0
+                                    : LearnedPollPolicy.level(forPrice: parameters.minimumPrice / Double(max(1, load.trackedTasks)))) {
             m.table(priceLevel: $0)
         }
     }

@@ -31,6 +31,8 @@ final class Scheduler<Submit: QueuedSubmit, Task: ScheduledTask> {
     let backoff: Backoff
     /// Jitter for backoff, in 0..<1; tests pass a fixed sequence.
     let random: () -> Double
+    /// Requests of the window that polls leave to waiting submits.
+    let pollReserve: Int
 
     private var submits = Deque<Submit>()
     private var cancelledInQueue = 0
@@ -61,8 +63,9 @@ final class Scheduler<Submit: QueuedSubmit, Task: ScheduledTask> {
     }
 
     init(budget: Budget, policy: PollPolicy, maxRetries: Int, scale: Double, maxRetryAfter: Double = 300,
-         random: @escaping () -> Double = { Double.random(in: 0..<1) }) {
+         random: @escaping () -> Double = { Double.random(in: 0..<1) }, pollReserve: Int = 1) {
         self.budget = budget
+        self.pollReserve = max(0, pollReserve)
         self.policy = policy
         self.maxRetries = max(0, maxRetries)
         self.maxRetryAfter = max(0, maxRetryAfter)
@@ -111,9 +114,14 @@ final class Scheduler<Submit: QueuedSubmit, Task: ScheduledTask> {
             at = ready
             kind = .get
         }
-        if let p = polls.first, max(ready, p.due) < at {
-            at = max(ready, p.due)
-            kind = .poll
+        if let p = polls.first {
+            // While submits wait, polls leave a few requests of the window to them, so that a
+            // completion seen in a busy minute is followed by its submit at once.
+            let r = queuedSubmits > 0 ? budget.nextRequestTime(now: now, reserve: min(pollReserve, queuedSubmits)) : ready
+            if max(r, p.due) < at {
+                at = max(r, p.due)
+                kind = .poll
+            }
         }
         guard let kind, at <= now else {
             var wake = at

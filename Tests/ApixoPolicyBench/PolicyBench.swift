@@ -97,6 +97,8 @@ struct BenchSetup {
     var webhookDelay = 0.3
     /// The window as the client applies it (Client: 5% and 20 ms margin, at time scale 1).
     var clientWindow = 60 * 1.05 + 0.02
+    /// Requests of the window polls leave to waiting submits (the Scheduler's default).
+    var pollReserve = 1
 }
 
 /// What one simulated run gives.
@@ -140,7 +142,7 @@ protocol TaskAware: AnyObject {
 func simulate(_ specs: [BenchTask], callbackMode: Bool, policy: PollPolicy, setup: BenchSetup) -> RunResult {
     let budget = LocalBudget(requestsPerWindow: setup.requestsPerMinute, window: setup.clientWindow, maxSlots: setup.slots)
     let sched = Scheduler<BenchSubmit, BenchTaskRecord>(budget: budget, policy: policy, maxRetries: 3, scale: 1,
-                                                        random: { 0.5 })
+                                                        random: { 0.5 }, pollReserve: setup.pollReserve)
     let aware = policy as? TaskAware
     var result = RunResult()
     result.sumDurations = specs.reduce(0) { $0 + $1.duration }

@@ -22,7 +22,8 @@ final class PolicyBenchTests: XCTestCase {
         let words = (PolicyBenchTests.env("APIXO_POLICY_BENCH_ONLY") ?? "").split(separator: ",").map(String.init)
         let workloads = words.isEmpty ? Workload.all : Workload.all.filter { w in words.contains { w.name.contains($0) } }
         let params = try benchParameters(PolicyBenchTests.env("APIXO_POLICY_BENCH_PARAMS") ?? "")
-        let setup = BenchSetup()
+        var setup = BenchSetup()
+        if let r = PolicyBenchTests.env("APIXO_POLICY_BENCH_RESERVE").flatMap({ Int($0) }) { setup.pollReserve = max(0, min(r, 59)) }
         let rows = runPolicyBench(seeds: seeds, setup: setup, workloads: workloads,
                                   factors: full && !quick ? [0.7, 1, 1.4, 2, 2.8] : [1], others: !quick,
                                   learned: { LearnedPollPolicy(scale: 1, parameters: params) })

@@ -151,11 +151,15 @@ final class LearnedPollPolicyTests: XCTestCase {
         XCTAssertEqual(levels, levels.sorted(), "\(levels)")
         XCTAssert(levels.last! > levels.first!, "\(levels)")
         XCTAssert(p.price(m, load: load(tracked: 10, queued: 0)) < p.price(m, load: load(tracked: 10, queued: 5)))
-        // No budget: the lowest price allowed, and never below it however free the budget.
+        // Nothing waits to be submitted: never below the floor however free the budget, the
+        // floor shared among the tracked tasks. Submits wait: the budget alone sets the price.
         let floor = LearnedPollPolicy.level(forPrice: p.parameters.minimumPrice)
         XCTAssert(floor > 0 && p.priceSeconds(floor) >= p.parameters.minimumPrice && p.priceSeconds(floor - 1) < p.parameters.minimumPrice)
-        XCTAssertEqual(p.price(m, load: PollLoad(trackedTasks: 50, queuedSubmits: 9, requestsPerWindow: 0, window: 63)), floor)
+        XCTAssertEqual(p.price(m, load: PollLoad(trackedTasks: 1, queuedSubmits: 0, requestsPerWindow: 0, window: 63)), floor)
         XCTAssertEqual(p.price(m, load: load(tracked: 1, queued: 0)), floor)
+        XCTAssertEqual(p.price(m, load: PollLoad(trackedTasks: 5, queuedSubmits: 0, requestsPerWindow: 0, window: 63)),
+                       LearnedPollPolicy.level(forPrice: p.parameters.minimumPrice / 5))
+        XCTAssertEqual(p.price(m, load: PollLoad(trackedTasks: 50, queuedSubmits: 9, requestsPerWindow: 0, window: 63)), 0)
         // The expected request rate at the chosen price fits 95% of the budget.
         let s = m.table(priceLevel: levels[3]).summary
         XCTAssertLessThanOrEqual(10 * (s.polls + 1) / s.lifetime, 0.95 * 60 / 63.02 + 1e-9)

@@ -91,6 +91,59 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(r.budget.requestsInWindow(now: r.now), 2)
     }
 
+    /// While a submit waits, polls leave the window's last request to it: the completion a
+    /// poll sees in a full minute is followed by its submit at once, not a window later.
+    func testPollsLeaveARequestOfTheWindowToAWaitingSubmit() {
+        let r = Rig(rpm: 3, slots: 1)
+        let s = r.submit(2)
+        XCTAssertEqual(submitted(r.steps().taken).count, 1)
+        let t = task("t1")
+        r.core.submitAccepted(s[0], as: t, listening: true, now: r.now)
+        // Poll the running task until just before the submit's request leaves the window.
+        var polls = 0
+        while r.now < 1058 {
+            let (taken, wake) = r.steps()
+            for p in polled(taken) {
+                polls += 1
+                r.core.running(p, serverAge: nil, isPoll: true, now: r.now)
+            }
+            if taken.isEmpty {
+                guard let w = wake else { return XCTFail("the task must stay scheduled") }
+                r.clock.now = min(max(w, r.now + 1e-6), 1058)
+            }
+        }
+        XCTAssertEqual(polls, 1, "one request of three is the submit's, one is kept for the next submit")
+        XCTAssertEqual(r.budget.requestsInWindow(now: r.now), 2)
+        // The poll that would have taken the last request waits; the completion is seen
+        // (by a webhook, say) and the waiting submit goes at once.
+        r.core.finish(t, terminal: true, now: r.now)
+        XCTAssertTrue(submitted(r.steps().taken).elementsEqual([s[1]], by: ===))
+        XCTAssertEqual(r.budget.requestsInWindow(now: r.now), 3)
+    }
+
+    /// With nothing waiting to be submitted, polls may use the whole window.
+    func testWithNothingQueuedPollsUseTheWholeWindow() {
+        let r = Rig(rpm: 3, slots: 1)
+        let s = r.submit(1)
+        XCTAssertEqual(submitted(r.steps().taken).count, 1)
+        let t = task("t1")
+        r.core.submitAccepted(s[0], as: t, listening: true, now: r.now)
+        var polls = 0
+        while r.now < 1058 {
+            let (taken, wake) = r.steps()
+            for p in polled(taken) {
+                polls += 1
+                r.core.running(p, serverAge: nil, isPoll: true, now: r.now)
+            }
+            if taken.isEmpty {
+                guard let w = wake else { return XCTFail("the task must stay scheduled") }
+                r.clock.now = min(max(w, r.now + 1e-6), 1058)
+            }
+        }
+        XCTAssertEqual(polls, 2)
+        XCTAssertEqual(r.budget.requestsInWindow(now: r.now), 3)
+    }
+
     func testARefusedSubmitIsRetriedFirstAfterBackoffThenGivenUp() {
         let r = Rig(rpm: 0, slots: 1, retries: 2)
         let s = r.submit(2)

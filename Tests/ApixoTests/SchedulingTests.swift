@@ -24,6 +24,18 @@ final class RateLimiterTests: XCTestCase {
         XCTAssertEqual(l.nextAvailable(clock.now), 1010)
     }
 
+    func testAReserveLeavesTheWindowsLastRequestsUnspent() {
+        let l = RateLimiter(capacity: 3, window: 10)
+        l.record(1000)
+        l.record(1001)
+        XCTAssertEqual(l.nextAvailable(1002), 1002)
+        XCTAssertEqual(l.nextAvailable(1002, reserve: 1), 1010, accuracy: 1e-9, "the third is reserved: wait for the first to leave")
+        XCTAssertEqual(l.nextAvailable(1002, reserve: 2), 1011, accuracy: 1e-9)
+        // A reserve never takes the whole window, nor goes negative.
+        XCTAssertEqual(l.nextAvailable(1002, reserve: 99), l.nextAvailable(1002, reserve: 2))
+        XCTAssertEqual(l.nextAvailable(1002, reserve: -5), 1002)
+    }
+
     func testZeroCapacityIsUnlimitedButPausesStillHold() {
         let l = RateLimiter(capacity: 0, window: 60)
         for i in 0..<1000 { l.record(Double(i) * 0.001) }
