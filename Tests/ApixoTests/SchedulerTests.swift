@@ -91,27 +91,40 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(r.budget.requestsInWindow(now: r.now), 2)
     }
 
-    /// While a submit waits, polls leave the window's last request to it: the completion a
-    /// poll sees in a full minute is followed by its submit at once, not a window later.
-    func testPollsLeaveARequestOfTheWindowToAWaitingSubmit() {
-        let r = Rig(rpm: 3, slots: 1)
-        let s = r.submit(2)
-        XCTAssertEqual(submitted(r.steps().taken).count, 1)
-        let t = task("t1")
-        r.core.submitAccepted(s[0], as: t, listening: true, now: r.now)
-        // Poll the running task until just before the submit's request leaves the window.
+    /// Runs the core until `end`, answering every poll "still running"; the polls sent, or
+    /// nil when the core stops scheduling.
+    func pollRunning(_ r: Rig, until end: Double) -> Int? {
         var polls = 0
-        while r.now < 1058 {
+        while r.now < end {
             let (taken, wake) = r.steps()
             for p in polled(taken) {
                 polls += 1
                 r.core.running(p, serverAge: nil, isPoll: true, now: r.now)
             }
             if taken.isEmpty {
-                guard let w = wake else { return XCTFail("the task must stay scheduled") }
-                r.clock.now = min(max(w, r.now + 1e-6), 1058)
+                guard let w = wake else { return nil }
+                r.clock.now = min(max(w, r.now + 1e-6), end)
             }
         }
+        return polls
+    }
+
+    /// Queues `n` submits; the first goes and is accepted as a task that is waited for.
+    func startOne(_ r: Rig, submits n: Int) -> ([QueuedSubmit], ScheduledTask) {
+        let s = r.submit(n)
+        XCTAssertEqual(submitted(r.steps().taken).count, 1)
+        let t = task("t1")
+        r.core.submitAccepted(s[0], as: t, listening: true, now: r.now)
+        return (s, t)
+    }
+
+    /// While a submit waits, polls leave the window's last request to it: the completion a
+    /// poll sees in a full minute is followed by its submit at once, not a window later.
+    func testPollsLeaveARequestOfTheWindowToAWaitingSubmit() {
+        let r = Rig(rpm: 3, slots: 1)
+        let (s, t) = startOne(r, submits: 2)
+        // Poll the running task until just before the submit's request leaves the window.
+        guard let polls = pollRunning(r, until: 1058) else { return XCTFail("the task must stay scheduled") }
         XCTAssertEqual(polls, 1, "one request of three is the submit's, one is kept for the next submit")
         XCTAssertEqual(r.budget.requestsInWindow(now: r.now), 2)
         // The poll that would have taken the last request waits; the completion is seen
@@ -124,22 +137,8 @@ final class SchedulerTests: XCTestCase {
     /// With nothing waiting to be submitted, polls may use the whole window.
     func testWithNothingQueuedPollsUseTheWholeWindow() {
         let r = Rig(rpm: 3, slots: 1)
-        let s = r.submit(1)
-        XCTAssertEqual(submitted(r.steps().taken).count, 1)
-        let t = task("t1")
-        r.core.submitAccepted(s[0], as: t, listening: true, now: r.now)
-        var polls = 0
-        while r.now < 1058 {
-            let (taken, wake) = r.steps()
-            for p in polled(taken) {
-                polls += 1
-                r.core.running(p, serverAge: nil, isPoll: true, now: r.now)
-            }
-            if taken.isEmpty {
-                guard let w = wake else { return XCTFail("the task must stay scheduled") }
-                r.clock.now = min(max(w, r.now + 1e-6), 1058)
-            }
-        }
+        _ = startOne(r, submits: 1)
+        guard let polls = pollRunning(r, until: 1058) else { return XCTFail("the task must stay scheduled") }
         XCTAssertEqual(polls, 2)
         XCTAssertEqual(r.budget.requestsInWindow(now: r.now), 3)
     }
