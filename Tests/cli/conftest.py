@@ -115,9 +115,9 @@ class CLI:
     def args(self, args, scale=SCALE):
         return [self.path] + list(args) + ["--time-scale", str(scale)]
 
-    def run(self, *args, key=KEY, base=None, scale=SCALE, timeout=60, env=None):
-        """Runs the binary to completion (stdin closed, output captured: not a terminal)."""
-        return subprocess.run(self.args(args, scale), env=env or self.env(key, base), stdin=subprocess.DEVNULL,
+    def run(self, *args, key=KEY, base=None, scale=SCALE, timeout=60, env=None, stdin=subprocess.DEVNULL):
+        """Runs the binary to completion (stdin closed unless given, output captured: not a terminal)."""
+        return subprocess.run(self.args(args, scale), env=env or self.env(key, base), stdin=stdin,
                               capture_output=True, text=True, timeout=timeout)
 
     def start(self, *args, key=KEY, scale=SCALE, **kw):

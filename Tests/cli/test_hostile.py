@@ -73,3 +73,19 @@ def test_echoed_key_is_never_printed(cli, hostile):
     assert r.returncode == 3
     assert "[redacted]" in r.stderr
     assert "second line" in r.stderr and "\nsecond line" not in r.stderr
+
+
+def test_an_endless_or_huge_batch_input_is_refused(cli, tmp_path):
+    """`batch /dev/zero` (or an endless stdin) stops at the 256 MiB input cap with exit 2 and a
+    one-line message, having sent nothing; it does not read until memory runs out."""
+    for args, stdin in ((["batch", "/dev/zero"], None), (["batch", "-"], "/dev/zero")):
+        t0 = time.monotonic()
+        if stdin:
+            with open(stdin, "rb") as f:
+                r = cli.run(*args, "--out", str(tmp_path / "o"), stdin=f)
+        else:
+            r = cli.run(*args, "--out", str(tmp_path / "o"))
+        assert r.returncode == 2, r.stderr
+        assert "larger than 256 MiB" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+        assert time.monotonic() - t0 < 60
+    assert sum(sum(v.values()) for v in cli.sim.stats()["requests"].values()) == 0
