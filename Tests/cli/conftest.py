@@ -130,6 +130,11 @@ def cli(sim, tmp_path):
     return CLI(sim, tmp_path)
 
 
+def api_requests(stats):
+    """Requests to the API (not to the simulator's /_sim/ hooks)."""
+    return sum(sum(c.values()) for ep, c in stats["requests"].items() if ep != "sim")
+
+
 def wait_for(pred, timeout=20.0, step=0.01):
     end = time.monotonic() + timeout
     while time.monotonic() < end:

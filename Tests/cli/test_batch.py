@@ -6,12 +6,7 @@ import os
 import signal
 import time
 
-from conftest import wait_for
-
-
-def api_requests(stats):
-    """Requests to the API (not to the simulator's /_sim/ hooks)."""
-    return sum(sum(c.values()) for ep, c in stats["requests"].items() if ep != "sim")
+from conftest import api_requests, wait_for
 
 
 def write_lines(path, objs):

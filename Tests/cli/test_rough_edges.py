@@ -9,11 +9,7 @@ import shutil
 import subprocess
 import time
 
-from conftest import run_pty, wait_for
-
-
-def api_requests(stats):
-    return sum(sum(c.values()) for ep, c in stats["requests"].items() if ep != "sim")
+from conftest import api_requests, run_pty, wait_for
 
 
 def write_lines(path, objs):
