@@ -15,9 +15,10 @@ final class SchedulerTests: XCTestCase {
         var sends: [Double] = []
         var now: Double { clock.now }
 
-        init(rpm: Int = 60, slots: Int = 10, retries: Int = 3) {
+        /// `pollPolicy`: another policy than `policy` (the EWMA planner) for the core.
+        init(rpm: Int = 60, slots: Int = 10, retries: Int = 3, pollPolicy: PollPolicy? = nil) {
             budget = LocalBudget(requestsPerWindow: rpm, window: 60, maxSlots: slots)
-            core = Core(budget: budget, policy: policy, maxRetries: retries, scale: 1, random: { 0.5 })
+            core = Core(budget: budget, policy: pollPolicy ?? policy, maxRetries: retries, scale: 1, random: { 0.5 })
         }
 
         /// Every step the core takes at the current time, up to its `.wait`.
@@ -91,15 +92,16 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(r.budget.requestsInWindow(now: r.now), 2)
     }
 
-    /// Runs the core until `end`, answering every poll "still running"; the polls sent, or
-    /// nil when the core stops scheduling.
-    func pollRunning(_ r: Rig, until end: Double) -> Int? {
+    /// Runs the core until `end`, answering every poll "still running" (with the server age
+    /// `serverAge` gives for the time of the answer); the polls sent, or nil when the core
+    /// stops scheduling.
+    func pollRunning(_ r: Rig, until end: Double, serverAge: (Double) -> Double? = { _ in nil }) -> Int? {
         var polls = 0
         while r.now < end {
             let (taken, wake) = r.steps()
             for p in polled(taken) {
                 polls += 1
-                r.core.running(p, serverAge: nil, isPoll: true, now: r.now)
+                r.core.running(p, serverAge: serverAge(r.now), isPoll: true, now: r.now)
             }
             if taken.isEmpty {
                 guard let w = wake else { return nil }
@@ -288,23 +290,7 @@ final class SchedulerTests: XCTestCase {
     /// not spend the whole budget. Counts the requests of one simulated minute.
     func testTenWatchedTasksSpendOnlyWhatTheirPollsNeed() {
         let r = Rig(rpm: 60, slots: 10)
-        let ts = (0..<10).map { task("w\($0)", origin: .watched) }
-        for t in ts { r.core.track(t, listening: true, claimSlot: false, now: r.now) }
-        // Created on the server 5 minutes ago, and they keep running throughout.
-        let age0 = 300.0
-        let end = r.now + 60
-        var polls = 0
-        while r.now < end {
-            let (taken, wake) = r.steps()
-            for t in polled(taken) {
-                polls += 1
-                r.core.running(t, serverAge: age0 + (r.now - 1000), isPoll: true, now: r.now)
-            }
-            if taken.isEmpty {
-                guard let w = wake else { return XCTFail("the tasks must stay scheduled") }
-                r.clock.now = min(max(w, r.now + 1e-6), end)
-            }
-        }
+        guard let polls = watchTenLateTasksForAMinute(r) else { return XCTFail("the tasks must stay scheduled") }
         XCTAssertEqual(r.core.overdueTasks, 10, "every watched task shares the budget")
         // Each was looked at once to learn its age, then polled at a fifth of its overrun
         // (about 54 s): 2 polls each. Before, they took the whole budget (issue #14).
@@ -317,41 +303,22 @@ final class SchedulerTests: XCTestCase {
     /// spaced by a fifth of the lateness, so they take a small share of the budget although
     /// all of it is free.
     func testTenLateWatchedTasksSpendLittleWithTheLearnedPolicy() {
-        let clock = FakeClock()
-        let budget = LocalBudget(requestsPerWindow: 60, window: 60, maxSlots: 10)
-        let core = Core(budget: budget, policy: LearnedPollPolicy(scale: 1), maxRetries: 3, scale: 1, random: { 0.5 })
-        let ts = (0..<10).map { task("w\($0)", origin: .watched) }
-        for t in ts { core.track(t, listening: true, claimSlot: false, now: clock.now) }
-        let start = clock.now, end = clock.now + 60
-        var polls = 0
-        while clock.now < end {
-            var progressed = false
-            while case let step = core.next(now: clock.now), !isWait(step) {
-                progressed = true
-                if case .poll(let t) = step {
-                    polls += 1
-                    // Created on the server 5 minutes before the watch began; still running.
-                    core.running(t, serverAge: 300 + (clock.now - start), isPoll: true, now: clock.now)
-                }
-            }
-            if case .wait(let w) = core.next(now: clock.now) {
-                guard let w else { return XCTFail("the tasks must stay scheduled") }
-                clock.now = min(max(w, clock.now + 1e-6), end)
-            } else if !progressed {
-                return XCTFail("no progress")
-            }
-        }
+        let r = Rig(rpm: 60, slots: 10, pollPolicy: LearnedPollPolicy(scale: 1))
+        guard let polls = watchTenLateTasksForAMinute(r) else { return XCTFail("the tasks must stay scheduled") }
         print("note: 10 late watched tasks, learned policy: \(polls) polls in a simulated minute (budget 60)")
-        XCTAssertEqual(core.overdueTasks, 10, "every watched task shares the budget")
+        XCTAssertEqual(r.core.overdueTasks, 10, "every watched task shares the budget")
         // One look each to learn the age, then a fifth of ~265 s of lateness (53 s) apart:
         // about two polls each. Before issue #14 they took the whole budget.
         XCTAssertLessThanOrEqual(polls, 25, "polls in one minute: \(polls)")
         XCTAssertGreaterThanOrEqual(polls, 10)
     }
 
-    func isWait(_ s: Core.Step) -> Bool {
-        if case .wait = s { return true }
-        return false
+    /// Ten watched tasks, created on the server 5 minutes before the watch began and running
+    /// throughout, on an otherwise idle client for one minute of its clock: the polls sent.
+    func watchTenLateTasksForAMinute(_ r: Rig) -> Int? {
+        let start = r.now
+        for i in 0..<10 { r.core.track(task("w\(i)", origin: .watched), listening: true, claimSlot: false, now: r.now) }
+        return pollRunning(r, until: start + 60, serverAge: { 300 + ($0 - start) })
     }
 
     /// Newly watched tasks of unknown age (just created) wait for their expected end after
