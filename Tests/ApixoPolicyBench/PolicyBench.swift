@@ -175,6 +175,15 @@ func simulate(_ specs: [BenchTask], callbackMode: Bool, policy: PollPolicy, setu
     var now = 0.0
     var done = 0
     var steps = 0
+    /// The client learns that `t` is done (a poll answer or a webhook) at `now`.
+    func seen(_ t: BenchTaskRecord) {
+        sched.observe(key: t.key, duration: t.completeAt - t.createdAt)
+        sched.finish(t, terminal: true, now: now)
+        done += 1
+        result.makespan = now
+        result.detectionDelay += now - t.completeAt
+        freedAt.append(now)
+    }
     while done < specs.count, steps < 1_000_000 {
         steps += 1
         switch sched.next(now: now) {
@@ -227,21 +236,13 @@ func simulate(_ specs: [BenchTask], callbackMode: Bool, policy: PollPolicy, setu
                     aware?.currentTask = t.index
                     guard sched.tasks[t.id] === t else { break }
                     if finished {
-                        sched.observe(key: t.key, duration: t.completeAt - t.createdAt)
-                        sched.finish(t, terminal: true, now: now)
-                        done += 1
-                        result.makespan = now
-                        result.detectionDelay += now - t.completeAt
-                        freedAt.append(now)
+                        seen(t)
                     } else {
                         sched.running(t, serverAge: nil, isPoll: true, now: now)
                     }
                 case .webhook(let t):
                     guard sched.tasks[t.id] === t else { break }
-                    sched.observe(key: t.key, duration: t.completeAt - t.createdAt)
-                    sched.finish(t, terminal: true, now: now)
-                    done += 1
-                    result.makespan = now
+                    seen(t)
                 }
             }
         }
@@ -374,8 +375,9 @@ struct BenchRow {
     var webhook: Bool
     var bound: Double            // zero-delay makespan / (sum / slots)
     var learned: Summary
-    var old: Summary
-    var oracle: Summary
+    /// nil when not run (APIXO_POLICY_BENCH_QUICK).
+    var old: Summary?
+    var oracle: Summary?
     var oracleFactor: Double
 }
 
@@ -393,7 +395,7 @@ func runPolicyBench(seeds: Int, setup: BenchSetup = BenchSetup(), workloads: [Wo
                       setup: setup)
         }
         let mine = run { _ in learned() }
-        let old = others ? run { _ in PollPlanner(scale: 1) } : Summary()
+        let old = others ? run { _ in PollPlanner(scale: 1) } : nil
         let grids = oracleGrids(w)
         var best: Summary?
         var bestFactor = 1.0
@@ -408,14 +410,14 @@ func runPolicyBench(seeds: Int, setup: BenchSetup = BenchSetup(), workloads: [Wo
         for (set, bound) in zip(sets, bounds) {
             b += bound / (set.reduce(0) { $0 + $1.duration } / Double(setup.slots)) / Double(seeds)
         }
-        rows.append(BenchRow(workload: w.name, webhook: w.callbackMode, bound: b, learned: mine, old: old, oracle: best ?? Summary(),
+        rows.append(BenchRow(workload: w.name, webhook: w.callbackMode, bound: b, learned: mine, old: old, oracle: best,
                              oracleFactor: bestFactor))
     }
     return rows
 }
 
 func fmt(_ x: Double, _ digits: Int = 3) -> String {
-    guard x.isFinite, abs(x) < 1e12, x != 0 else { return "-" }
+    guard x.isFinite, abs(x) < 1e12 else { return "-" }
     var s = String(Int((x * pow(10, Double(digits))).rounded()))
     while s.count <= digits { s = "0" + s }
     s.insert(".", at: s.index(s.endIndex, offsetBy: -digits))
@@ -429,11 +431,15 @@ func benchTable(_ rows: [BenchRow], seeds: Int, setup: BenchSetup) -> String {
     out += "| workload | zero-delay | learned | learned / zero-delay | old (EWMA) | oracle | learned / oracle | req/task learned | req/task old | peak req/60 s | 429s | seen after (s), learned | submit lag (s) |\n"
     out += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     for r in rows {
-        let peak = max(r.learned.peakWindow, r.old.peakWindow)
-        out += "| \(r.workload) | \(fmt(r.bound)) | \(fmt(r.learned.ratio)) | \(fmt(r.learned.vsBound)) | \(fmt(r.old.ratio)) | "
-            + "\(fmt(r.oracle.ratio)) (x\(fmt(r.oracleFactor, 1))) | \(fmt(r.learned.ratio / r.oracle.ratio)) | "
-            + "\(fmt(r.learned.requestsPerTask, 2)) | \(fmt(r.old.requestsPerTask, 2)) | \(r.learned.peakWindow) (old \(r.old.peakWindow)) | "
-            + "\(r.learned.rejected + r.old.rejected)\(peak > setup.requestsPerMinute ? " OVER BUDGET" : "") | \(fmt(r.learned.detectionDelay, 2)) | \(fmt(r.learned.submitLag, 2)) |\n"
+        let peak = max(r.learned.peakWindow, r.old?.peakWindow ?? 0)
+        func opt(_ x: Double?, _ digits: Int = 3) -> String { x.map { fmt($0, digits) } ?? "-" }
+        let oracle = r.oracle.map { "\(fmt($0.ratio)) (x\(fmt(r.oracleFactor, 1)))" } ?? "-"
+        out += "| \(r.workload) | \(fmt(r.bound)) | \(fmt(r.learned.ratio)) | \(fmt(r.learned.vsBound)) | \(opt(r.old?.ratio)) | "
+            + "\(oracle) | \(opt(r.oracle.map { r.learned.ratio / $0.ratio })) | "
+            + "\(fmt(r.learned.requestsPerTask, 2)) | \(opt(r.old?.requestsPerTask, 2)) | "
+            + "\(r.learned.peakWindow) (old \(r.old.map { String($0.peakWindow) } ?? "-")) | "
+            + "\(r.learned.rejected + (r.old?.rejected ?? 0))\(peak > setup.requestsPerMinute ? " OVER BUDGET" : "") | "
+            + "\(fmt(r.learned.detectionDelay, 2)) | \(fmt(r.learned.submitLag, 2)) |\n"
     }
     return out
 }

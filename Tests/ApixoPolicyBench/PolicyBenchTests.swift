@@ -29,7 +29,7 @@ final class PolicyBenchTests: XCTestCase {
                                   learned: { LearnedPollPolicy(scale: 1, parameters: params) })
         print(benchTable(rows, seeds: seeds, setup: setup))
         for r in rows {
-            for (name, s) in [("learned", r.learned)] + (quick ? [] : [("old", r.old), ("oracle", r.oracle)]) {
+            for (name, s) in [("learned", r.learned), ("old", r.old), ("oracle", r.oracle)].compactMap({ n, s in s.map { (n, $0) } }) {
                 XCTAssertEqual(s.incomplete, 0, "\(r.workload) \(name): runs with unfinished tasks")
                 XCTAssertEqual(s.rejected, 0, "\(r.workload) \(name): 429s")
                 XCTAssertLessThanOrEqual(s.peakWindow, setup.requestsPerMinute, "\(r.workload) \(name)")
