@@ -83,7 +83,7 @@ def run_once(n, scale, seed, extra, callback, models, policy):
     receiver = Receiver() if callback else None
     try:
         lock = threading.Lock()
-        durations, errors, created = [], [], []
+        done, errors = [], []  # (createTime ms, duration s) per completed task
         last = [0.0]
 
         def on_done(task, err):
@@ -92,8 +92,7 @@ def run_once(n, scale, seed, extra, callback, models, policy):
                 if err is not None or task is None:
                     errors.append(err)
                 else:
-                    durations.append((task.complete_time_ms - task.create_time_ms) / 1000.0)
-                    created.append((task.create_time_ms, durations[-1]))
+                    done.append((task.create_time_ms, (task.complete_time_ms - task.create_time_ms) / 1000.0))
 
         coin = random.Random(seed)
         with apixo.Client(api_key="sk-sim", base_url=sim.base + "/api/v1", time_scale=scale) as c:
@@ -110,16 +109,17 @@ def run_once(n, scale, seed, extra, callback, models, policy):
             c.drain(timeout=3600)
         s = sim.stats()
         makespan = last[0] - start
+        total = sum(d for _, d in done)
         slots = [0.0] * 10
-        for _, d in sorted(created):
+        for _, d in sorted(done):
             heapq.heappush(slots, heapq.heappop(slots) + d)
         return {
-            "ratio": makespan / (sum(durations) / 10) if durations else float("nan"),
-            "bound": max(slots) / (sum(durations) / 10) if durations else float("nan"),
+            "ratio": makespan / (total / 10) if done else float("nan"),
+            "bound": max(slots) / (total / 10) if done else float("nan"),
             "requests": sum(sum(s["requests"].get(e, {}).values()) for e in ("generateTask", "statusTask")),
             "r429": s["rate_limited"]["total"],
             "errors": len(errors),
-            "done": len(durations),
+            "done": len(done),
         }
     finally:
         if receiver:
