@@ -17,9 +17,9 @@ func readWholeFile(_ path: String) throws -> [UInt8]? {
 /// The most the CLI reads of one input file (a batch of a million 200-byte lines fits).
 let maxInputBytes = 256 << 20
 
-/// Everything left to read on `fd` (`name` is for messages), at most `limit` bytes: a bigger
+/// Everything left to read on `fd` (`name` is for messages), at most `maxInputBytes`: a bigger
 /// input (or an endless one, `/dev/zero`) is refused rather than read until memory runs out.
-func readAll(_ fd: Int32, name path: String, limit: Int = maxInputBytes) throws -> [UInt8] {
+func readAll(_ fd: Int32, name path: String) throws -> [UInt8] {
     var data: [UInt8] = []
     var buf = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -29,8 +29,8 @@ func readAll(_ fd: Int32, name path: String, limit: Int = maxInputBytes) throws 
             throw CLIFailure(ExitStatus.localIO, "cannot read \(path): \(errnoText())", code: .io)
         }
         if n == 0 { break }
-        guard data.count + n <= limit else {
-            throw CLIFailure(ExitStatus.badInput, "\(path) is larger than \(limit >> 20) MiB: split it into smaller batches",
+        guard data.count + n <= maxInputBytes else {
+            throw CLIFailure(ExitStatus.badInput, "\(path) is larger than \(maxInputBytes >> 20) MiB: split it into smaller batches",
                              code: .invalidArgument)
         }
         data.append(contentsOf: buf[0..<n])
