@@ -110,8 +110,19 @@ extension Client {
         return try await waitTracked(model: request.model, taskId: id, deadline: deadline)
     }
 
+    /// Every error it throws carries the task (the last snapshot, or a stand-in with the id),
+    /// also when the client closed before the wait reached the engine.
     func waitTracked(model: String, taskId: String, deadline: Double?) async throws -> TaskSnapshot {
         let standIn = TaskSnapshot.standIn(id: taskId, model: model, tag: nil)
+        do {
+            return try await waitTracked(model: model, taskId: taskId, deadline: deadline, standIn: standIn)
+        } catch var e as ApixoError where e.task == nil {
+            e.task = standIn
+            throw e
+        }
+    }
+
+    private func waitTracked(model: String, taskId: String, deadline: Double?, standIn: TaskSnapshot) async throws -> TaskSnapshot {
         if let deadline, deadline <= monotonicSeconds() {
             return try Client.result(Client.checkedOnce(try await status(model: model, taskId: taskId)))
         }

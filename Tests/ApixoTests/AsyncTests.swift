@@ -157,8 +157,11 @@ final class AsyncTests: XCTestCase {
         let watcher = try client(sim, scale: 1)
         let id = try await submitter.submit(try request("async close"))
         let waiting = Task { try await watcher.wait(taskId: id) }
-        let stream = try watcher.updates(taskId: id)
+        // The wait is on the engine once the task is tracked; the stream starts after it, so
+        // that its tracking cannot be taken for the wait's (a wait begun after the close would
+        // meet a closed client instead of a pending call).
         while watcher.stats().trackedTasks == 0 { try await Task.sleep(nanoseconds: 5_000_000) }
+        let stream = try watcher.updates(taskId: id)
         watcher.close()
         if case .failure(let e) = await waiting.result {
             XCTAssertEqual((e as? ApixoError)?.code, .closed)
