@@ -69,6 +69,20 @@ final class InlineDelivery: Delivery {
     func stop() {}
 }
 
+/// Runs `body` on `count` threads of their own and waits until they have all ended, at most
+/// `timeout` seconds; false when one had not. The wait orders their writes before the caller's
+/// reads (a semaphore, unlike polling `Thread.isExecuting`).
+func onThreads(_ count: Int, timeout: Double, _ body: @escaping @Sendable () -> Void) -> Bool {
+    let done = DispatchSemaphore(value: 0)
+    for _ in 0..<count {
+        Thread {
+            body()
+            done.signal()
+        }.start()
+    }
+    return (0..<count).allSatisfy { _ in done.wait(timeout: .now() + timeout) == .success }
+}
+
 final class SharedBudgetTests: XCTestCase {
     final class Lines {
         let lock = NSLock()
@@ -124,26 +138,22 @@ final class SharedBudgetTests: XCTestCase {
             var times: [Double] = []
         }
         let g = Grants()
-        let threads = (0..<4).map { _ in
-            Thread { [self] in
-                let b = try! budget(server, rpm: capacity, window: window)
-                let end = monotonicSeconds() + duration
-                while true {
-                    let now = monotonicSeconds()
-                    if now > end { break }
-                    if b.takeRequest(now: now) {
-                        g.lock.lock(); g.times.append(monotonicSeconds()); g.lock.unlock()
-                    } else {
-                        let next = b.nextRequestTime(now: now)
-                        usleep(useconds_t(max(200, min(50_000, (next - now) * 1e6))))
-                    }
+        let ended = onThreads(4, timeout: duration + 30) { [self] in
+            let b = try! budget(server, rpm: capacity, window: window)
+            let end = monotonicSeconds() + duration
+            while true {
+                let now = monotonicSeconds()
+                if now > end { break }
+                if b.takeRequest(now: now) {
+                    g.lock.lock(); g.times.append(monotonicSeconds()); g.lock.unlock()
+                } else {
+                    let next = b.nextRequestTime(now: now)
+                    usleep(useconds_t(max(200, min(50_000, (next - now) * 1e6))))
                 }
             }
         }
-        for t in threads { t.start() }
-        usleep(useconds_t((duration + 0.5) * 1e6))
-        while threads.contains(where: { $0.isExecuting }) { usleep(10_000) }
-        let grants = g.times.sorted()
+        XCTAssertTrue(ended, "every thread ended")
+        let grants = g.lock.withLock { g.times.sorted() }
         // Redis's clock and ours run at the same rate; allow 20 ms for the round trip.
         var worst = 0
         var j = 0
@@ -177,29 +187,26 @@ final class SharedBudgetTests: XCTestCase {
             var now = 0, peak = 0, taken = 0
         }
         let h = Held()
-        let threads = (0..<4).map { _ in
-            Thread { [self] in
-                let c = try! budget(server, namespace: "u", slots: maxSlots)
-                let end = monotonicSeconds() + 1.5
-                while monotonicSeconds() < end {
-                    let t = monotonicSeconds()
-                    _ = c.tick(now: t)
-                    if c.slotAvailable(now: t), let l = c.takeSlot(now: t, hold: 5) {
-                        h.lock.lock(); h.now += 1; h.taken += 1; h.peak = max(h.peak, h.now); h.lock.unlock()
-                        usleep(useconds_t.random(in: 2_000...15_000))
-                        h.lock.lock(); h.now -= 1; h.lock.unlock()
-                        c.release(l, now: monotonicSeconds())
-                    } else {
-                        usleep(2_000)
-                    }
+        let ended = onThreads(4, timeout: 30) { [self] in
+            let c = try! budget(server, namespace: "u", slots: maxSlots)
+            let end = monotonicSeconds() + 1.5
+            while monotonicSeconds() < end {
+                let t = monotonicSeconds()
+                _ = c.tick(now: t)
+                if c.slotAvailable(now: t), let l = c.takeSlot(now: t, hold: 5) {
+                    h.lock.lock(); h.now += 1; h.taken += 1; h.peak = max(h.peak, h.now); h.lock.unlock()
+                    usleep(useconds_t.random(in: 2_000...15_000))
+                    h.lock.lock(); h.now -= 1; h.lock.unlock()
+                    c.release(l, now: monotonicSeconds())
+                } else {
+                    usleep(2_000)
                 }
             }
         }
-        for t in threads { t.start() }
-        usleep(1_600_000)
-        while threads.contains(where: { $0.isExecuting }) { usleep(10_000) }
-        XCTAssertLessThanOrEqual(h.peak, maxSlots)
-        XCTAssertGreaterThan(h.taken, 20, "slots changed hands")
+        XCTAssertTrue(ended, "every thread ended")
+        let (peak, taken) = h.lock.withLock { (h.peak, h.taken) }
+        XCTAssertLessThanOrEqual(peak, maxSlots)
+        XCTAssertGreaterThan(taken, 20, "slots changed hands")
     }
 
     /// A holder that dies (no release, no heartbeat) loses its slot when the lease expires,
@@ -247,8 +254,11 @@ final class SharedBudgetTests: XCTestCase {
         for c in clients { _ = c.tick(now: now) }  // each has seen the three live clients
 
         // A stall longer than the call timeout.
-        let sleeper = Thread { try? server.cli(["DEBUG", "SLEEP", "1"]) }
-        sleeper.start()
+        let slept = DispatchSemaphore(value: 0)
+        Thread {
+            _ = try? server.cli(["DEBUG", "SLEEP", "1"])
+            slept.signal()
+        }.start()
         usleep(100_000)
         now = monotonicSeconds()
         var local = 0
@@ -262,7 +272,7 @@ final class SharedBudgetTests: XCTestCase {
         }
         XCTAssertEqual(slots, 0, "the request shares are spent, so no submit slot either")
         for l in logs { XCTAssertTrue(l.contains("going on with a local share")) }
-        while sleeper.isExecuting { usleep(10_000) }
+        XCTAssertEqual(slept.wait(timeout: .now() + 30), .success, "DEBUG SLEEP 1 ended")
 
         // Back: the next probe reconnects.
         usleep(600_000)
