@@ -19,7 +19,7 @@ LIB         := $(BUILD)/lib/libapixo.so
 
 .PHONY: all deps deps-hosts lib cli cdef examples install uninstall test test-swift test-sim test-c test-python \
         test-cli test-header test-abi test-case test-case-fs test-swift-example test-valgrind test-hosts test-redis test-fork fuzz fuzz-build \
-        fuzz-ci demo bench clean
+        fuzz-ci demo bench sanitize clean
 
 all: lib cli examples cdef
 
@@ -243,5 +243,15 @@ bench-policy: deps all
 	    --filter ApixoPolicyBench 2>&1 | grep -v '^Test \|^\[\|^◇\|^↳\|^✔\|Executed'
 	$(PYTHON) bench/policy_sim.py
 
+# The Swift suite under ThreadSanitizer, then AddressSanitizer, each in a scratch path of its
+# own (not in `make test`: two more debug builds, ~3 min in all). The policy bench is left
+# out (CPU only, slow under the sanitizers). LeakSanitizer is off: XCTest leaks its own test
+# cases; the library's leaks are valgrind's job (make test-valgrind).
+sanitize: deps
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan --skip PolicyBenchTests
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
+	ASAN_OPTIONS=detect_leaks=0 $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan --skip PolicyBenchTests
+
 clean:
-	rm -rf $(BUILD) .build .build-bench .build-strict examples/swift/.build
+	rm -rf $(BUILD) .build .build-bench .build-strict .build-tsan .build-asan examples/swift/.build
