@@ -207,6 +207,50 @@ void h_sleep_ms(long ms) {
   }
 }
 
+/* One lock and condition for every start: the starting thread never touches memory of the
+ * caller's after it said it runs (the caller frees the record once it saw that). */
+static pthread_mutex_t h_start_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t h_start_cv = PTHREAD_COND_INITIALIZER;
+struct h_start {
+  void *(*fn)(void *);
+  void *arg;
+  int running;
+};
+
+static void *h_start_main(void *p) {
+  struct h_start *s = p;
+  void *(*fn)(void *) = s->fn;
+  void *arg = s->arg;
+  pthread_mutex_lock(&h_start_mu);
+  s->running = 1;
+  pthread_cond_broadcast(&h_start_cv);
+  pthread_mutex_unlock(&h_start_mu);
+  return fn(arg);
+}
+
+int h_thread_start(pthread_t *th, void *(*fn)(void *), void *arg, long settle_ms) {
+  struct h_start *s = calloc(1, sizeof *s);
+  if (!s) return -1;
+  s->fn = fn;
+  s->arg = arg;
+  if (pthread_create(th, NULL, h_start_main, s) != 0) {
+    free(s);
+    return -1;
+  }
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 10;
+  pthread_mutex_lock(&h_start_mu);
+  while (!s->running && pthread_cond_timedwait(&h_start_cv, &h_start_mu, &until) == 0) {
+  }
+  int running = s->running;
+  pthread_mutex_unlock(&h_start_mu);
+  if (!running) return -1; /* s stays: the thread may still read it */
+  free(s);
+  h_sleep_ms(settle_ms * h_slow());
+  return 0;
+}
+
 apixo_options *h_options(void) {
   apixo_options *o = apixo_options_new();
   if (!CHECK(o != NULL)) return NULL;

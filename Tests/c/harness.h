@@ -62,6 +62,11 @@ int h_slow(void);
 double h_now(void);            /* monotonic seconds */
 int64_t h_wall_ms(void);       /* Unix milliseconds */
 void h_sleep_ms(long ms);
+/* pthread_create(th, NULL, fn, arg), returning only once the new thread runs (at most 10 s),
+ * then after settle_ms more (x h_slow()) for it to reach the call it blocks in. For tests that
+ * free a client under a blocked call: a thread started late would use a handle already freed.
+ * 0 on success. */
+int h_thread_start(pthread_t *th, void *(*fn)(void *), void *arg, long settle_ms);
 
 /* A new options object: base URL, API key and time scale from the environment. */
 apixo_options *h_options(void);

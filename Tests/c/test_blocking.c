@@ -380,8 +380,7 @@ static void test_free_releases_queued_submit(void) {
   q.r = h_request(h_unique_prompt(pb, sizeof pb, "blocking queued2"), 1);
   q.code = -1;
   pthread_t th;
-  CHECK_EQ(pthread_create(&th, NULL, queued_submit_main, &q), 0);
-  h_sleep_ms(100);
+  CHECK_EQ(h_thread_start(&th, queued_submit_main, &q, 100), 0);
   apixo_client_free(c);
   pthread_join(th, NULL);
   CHECK_CODE(q.code, APIXO_ERR_CLOSED);

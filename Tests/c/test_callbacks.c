@@ -379,8 +379,7 @@ static void test_free_with_pending(void) {
   /* a blocking wait in progress on another thread */
   struct waiter_arg wa = {c, id ? id : "task_x", -1, -1};
   pthread_t th;
-  CHECK_EQ(pthread_create(&th, NULL, waiter_main, &wa), 0);
-  h_sleep_ms(50);
+  CHECK_EQ(h_thread_start(&th, waiter_main, &wa, 50), 0);
   apixo_client_free(c); /* every pending callback fires before this returns */
   h_slots_lock();
   int closed = 0;

@@ -315,8 +315,7 @@ static void test_blocked_next_wakes_on_free(void) {
   if (!c) return;
   struct blocked b = {c, -1};
   pthread_t th;
-  pthread_create(&th, NULL, next_forever, &b);
-  h_sleep_ms(100);
+  CHECK_EQ(h_thread_start(&th, next_forever, &b, 100), 0);
   apixo_client_free(c);
   pthread_join(th, NULL);
   CHECK_CODE(b.rc, APIXO_ERR_CLOSED);
