@@ -60,6 +60,12 @@
  *     are left untouched unless the comment says otherwise.
  *   - A NULL handle or NULL required pointer argument yields
  *     APIXO_ERR_INVALID_ARGUMENT, and apixo_last_error() names the argument.
+ *     So does a handle of another apixo type in its place (an apixo_request *
+ *     passed as an apixo_client *, as an FFI's untyped pointers allow), the
+ *     message naming the type expected; accessors then return what they return
+ *     for NULL, and a _free function does nothing (apixo_last_error() says so).
+ *     A pointer that is no live apixo handle (never one, or already freed) is
+ *     undefined behaviour.
  *   - Every object the library hands over has exactly one free function.
  *     Strings handed over (char *, char **) are freed with apixo_free. Every
  *     _free function accepts NULL and then does nothing.

@@ -19,7 +19,7 @@ public func apixo_client_new(_ o: OpaquePointer?, _ out: UnsafeMutablePointer<Op
     guarded {
         guard let out else { throw invalid("out must not be NULL") }
         out.pointee = nil
-        let opts = o.map { Unmanaged<OptionsBox>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue().options }
+        let opts = try o.map { try handle($0, "opts", as: OptionsBox.self).options }
         out.pointee = retained(ClientBox(try Client(options: opts ?? ClientOptions())))
     }
 }
@@ -27,8 +27,12 @@ public func apixo_client_new(_ o: OpaquePointer?, _ out: UnsafeMutablePointer<Op
 @_cdecl("apixo_client_free")
 public func apixo_client_free(_ c: OpaquePointer?) {
     guard let c else { return }
+    guard let live = object(c, as: ClientBox.self) else {
+        setLastError("not an apixo_client: apixo_client_free did nothing")
+        return
+    }
     // In a forked child the parent's client is left alone and leaked (see the header).
-    if Unmanaged<ClientBox>.fromOpaque(UnsafeRawPointer(c)).takeUnretainedValue().client.inForkedChild { return }
+    if live.client.inForkedChild { return }
     let box = Unmanaged<ClientBox>.fromOpaque(UnsafeRawPointer(c)).takeRetainedValue()
     box.client.close()
 }

@@ -5,7 +5,8 @@ import Glibc
 private let emptyMessage: UnsafeMutablePointer<CChar> = strdup("")!
 
 /// An apixo_event: a completion (code, task, user data, message) or a log line (level, message).
-final class EventBox {
+final class EventBox: CHandle {
+    static let cName = "apixo_event"
     let kind: Int32
     let code: Int32
     let task: TaskBox?
@@ -39,10 +40,7 @@ final class EventBox {
     }
 }
 
-private func event(_ e: OpaquePointer?) -> EventBox? {
-    guard let e else { return nil }
-    return Unmanaged<EventBox>.fromOpaque(UnsafeRawPointer(e)).takeUnretainedValue()
-}
+private func event(_ e: OpaquePointer?) -> EventBox? { object(e, as: EventBox.self) }
 
 @_cdecl("apixo_client_event_fd")
 public func apixo_client_event_fd(_ c: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?) -> Int32 {
@@ -102,6 +100,5 @@ public func apixo_event_free(_ e: OpaquePointer?) { release(e, as: EventBox.self
 
 @_cdecl("apixo_client_log_dropped")
 public func apixo_client_log_dropped(_ c: OpaquePointer?) -> UInt64 {
-    guard let c else { return 0 }
-    return Unmanaged<ClientBox>.fromOpaque(UnsafeRawPointer(c)).takeUnretainedValue().client.logDropped
+    object(c, as: ClientBox.self)?.client.logDropped ?? 0
 }

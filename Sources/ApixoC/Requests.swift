@@ -18,12 +18,12 @@ public func apixo_request_free(_ r: OpaquePointer?) { release(r, as: RequestBox.
 
 @_cdecl("apixo_request_copy")
 public func apixo_request_copy(_ r: OpaquePointer?) -> OpaquePointer? {
-    guard let r else {
-        setLastError("req must not be NULL")
+    do {
+        return retained(RequestBox(try handle(r, "req", as: RequestBox.self).request))
+    } catch {
+        setLastError((error as? ApixoError)?.message ?? "\(error)")
         return nil
     }
-    let box = Unmanaged<RequestBox>.fromOpaque(UnsafeRawPointer(r)).takeUnretainedValue()
-    return retained(RequestBox(box.request))
 }
 
 private func withRequest(_ r: OpaquePointer?, _ body: (inout Request) throws -> Void) -> Int32 {

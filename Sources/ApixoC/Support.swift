@@ -48,17 +48,33 @@ func string(_ p: UnsafePointer<CChar>?, _ name: String) throws -> String {
 }
 
 /// A required handle argument.
-func handle<T: AnyObject>(_ p: OpaquePointer?, _ name: String, as: T.Type) throws -> T {
+func handle<T: CHandle>(_ p: OpaquePointer?, _ name: String, as type: T.Type) throws -> T {
     guard let p else { throw invalid("\(name) must not be NULL") }
-    return Unmanaged<T>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+    guard let t = object(p, as: type) else { throw invalid("\(name) is not an \(T.cName) (a handle of another type)") }
+    return t
+}
+
+/// The object behind a handle when it is a `T`; nil for NULL and for a handle of another
+/// apixo type (a request passed as a client: a checked cast, not a reinterpretation). A
+/// pointer that is no apixo handle at all, or one already freed, cannot be told apart from a
+/// live one: that stays undefined behaviour, as the header says.
+func object<T: CHandle>(_ p: OpaquePointer?, as: T.Type) -> T? {
+    guard let p else { return nil }
+    return Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue() as? T
 }
 
 func retained<T: AnyObject>(_ obj: T) -> OpaquePointer {
     OpaquePointer(Unmanaged.passRetained(obj).toOpaque())
 }
 
-func release<T: AnyObject>(_ p: OpaquePointer?, as: T.Type) {
+/// A _free function: NULL does nothing, and so does a handle of another type (with the last
+/// error set: a free has no code to return).
+func release<T: CHandle>(_ p: OpaquePointer?, as type: T.Type) {
     guard let p else { return }
+    guard object(p, as: type) != nil else {
+        setLastError("not an \(T.cName): apixo_\(T.cName.dropFirst(6))_free did nothing")
+        return
+    }
     Unmanaged<T>.fromOpaque(UnsafeRawPointer(p)).release()
 }
 
@@ -70,25 +86,35 @@ func ownedCString(_ s: String) throws -> UnsafeMutablePointer<CChar> {
 
 // MARK: handle boxes
 
-final class OptionsBox {
+/// A class whose instances C holds as `apixo_<name> *`.
+protocol CHandle: AnyObject {
+    /// The C type's name, for messages.
+    static var cName: String { get }
+}
+
+final class OptionsBox: CHandle {
+    static let cName = "apixo_options"
     var options = ClientOptions()
     var logFn: (@convention(c) (Int32, UnsafePointer<CChar>?, UnsafeMutableRawPointer?) -> Void)?
     var logUserData: UnsafeMutableRawPointer?
     var logMinLevel: Int32 = 1
 }
 
-final class ClientBox {
+final class ClientBox: CHandle {
+    static let cName = "apixo_client"
     let client: Client
     init(_ c: Client) { client = c }
 }
 
-final class RequestBox {
+final class RequestBox: CHandle {
+    static let cName = "apixo_request"
     var request: Request
     init(_ r: Request) { request = r }
 }
 
 /// A task snapshot with its strings kept as C strings for as long as the box lives.
-final class TaskBox {
+final class TaskBox: CHandle {
+    static let cName = "apixo_task"
     let snapshot: TaskSnapshot
     let id: UnsafeMutablePointer<CChar>
     let model: UnsafeMutablePointer<CChar>?

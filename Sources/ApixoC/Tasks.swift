@@ -1,10 +1,7 @@
 import Apixo
 import Glibc
 
-private func box(_ t: OpaquePointer?) -> TaskBox? {
-    guard let t else { return nil }
-    return Unmanaged<TaskBox>.fromOpaque(UnsafeRawPointer(t)).takeUnretainedValue()
-}
+private func box(_ t: OpaquePointer?) -> TaskBox? { object(t, as: TaskBox.self) }
 
 @_cdecl("apixo_task_id")
 public func apixo_task_id(_ t: OpaquePointer?) -> UnsafePointer<CChar>? {

@@ -20,6 +20,9 @@
  *   a journal that is a FIFO, /dev/zero, a directory, a file over the size bound, a record
  *     with seq near INT64_MAX, a 200 MiB line -> a clear APIXO_ERR_IO at once, or the record
  *     skipped; memory stays bounded
+ *   a handle of another apixo type (a request passed as a client, a client to
+ *     apixo_request_free, ...)                 -> APIXO_ERR_INVALID_ARGUMENT naming the type,
+ *     NULL from accessors, frees that do nothing; both objects go on working
  */
 #include "harness.h"
 
@@ -816,6 +819,50 @@ static void test_journal_huge_line(void) {
   free(dir);
 }
 
+/* FFI hosts pass void pointers: one handle in another's place is a checked error. */
+static void test_handle_of_another_type(void) {
+  apixo_options *o = h_options();
+  apixo_client *c = h_client();
+  apixo_request *r = h_request("a request, not a client", 1);
+  if (!o || !c || !r) goto out;
+  apixo_task *t = NULL;
+  CHECK_CODE(apixo_get_status((apixo_client *)r, NULL, "task_x", &t), APIXO_ERR_INVALID_ARGUMENT);
+  CHECK_CONTAINS(apixo_last_error(), "not an apixo_client");
+  CHECK(t == NULL);
+  char *id = NULL;
+  CHECK_CODE(apixo_submit(c, (apixo_request *)o, &id), APIXO_ERR_INVALID_ARGUMENT);
+  CHECK_CONTAINS(apixo_last_error(), "not an apixo_request");
+  CHECK(id == NULL);
+  CHECK_CODE(apixo_request_set_prompt((apixo_request *)c, "x"), APIXO_ERR_INVALID_ARGUMENT);
+  CHECK_CODE(apixo_options_set_api_key((apixo_options *)r, "sk-x"), APIXO_ERR_INVALID_ARGUMENT);
+  CHECK_CONTAINS(apixo_last_error(), "not an apixo_options");
+  apixo_client *c2 = NULL;
+  CHECK_CODE(apixo_client_new((apixo_options *)r, &c2), APIXO_ERR_INVALID_ARGUMENT);
+  CHECK(c2 == NULL);
+  CHECK(apixo_request_copy((apixo_request *)c) == NULL);
+  CHECK(apixo_task_id((const apixo_task *)r) == NULL);
+  CHECK(apixo_event_task((const apixo_event *)c) == NULL);
+  CHECK_EQ(apixo_client_log_dropped((apixo_client *)o), 0);
+  /* frees of the wrong type do nothing */
+  apixo_request_free((apixo_request *)c);
+  apixo_client_free((apixo_client *)r);
+  apixo_task_free((apixo_task *)o);
+  apixo_event_free((apixo_event *)r);
+  apixo_options_free((apixo_options *)c);
+  CHECK_CONTAINS(apixo_last_error(), "apixo_options_free did nothing");
+  /* and every object still works */
+  int64_t q = -1;
+  CHECK_CODE(apixo_client_stats(c, &q, NULL, NULL, NULL, NULL), APIXO_OK);
+  CHECK_EQ(q, 0);
+  CHECK_CODE(apixo_request_set_prompt(r, "still a request"), APIXO_OK);
+  CHECK_CODE(apixo_request_validate(r), APIXO_OK);
+  CHECK_CODE(apixo_options_set_api_key(o, "sk-sim"), APIXO_OK);
+out:
+  apixo_request_free(r);
+  apixo_client_free(c);
+  apixo_options_free(o);
+}
+
 int main(void) {
   h_init();
   if (h_slow() == 1) {
@@ -843,6 +890,7 @@ int main(void) {
   RUN(test_journal_over_size_bound);
   RUN(test_journal_huge_seq);
   RUN(test_journal_huge_line);
+  RUN(test_handle_of_another_type);
   hs_stop(srv);
   return h_finish();
 }
