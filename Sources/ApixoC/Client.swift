@@ -27,10 +27,7 @@ public func apixo_client_new(_ o: OpaquePointer?, _ out: UnsafeMutablePointer<Op
 @_cdecl("apixo_client_free")
 public func apixo_client_free(_ c: OpaquePointer?) {
     guard let c else { return }
-    guard let live = object(c, as: ClientBox.self) else {
-        setLastError("not an apixo_client: apixo_client_free did nothing")
-        return
-    }
+    guard let live = object(c, as: ClientBox.self) else { return refuseFree(ClientBox.self) }
     // In a forked child the parent's client is left alone and leaked (see the header).
     if live.client.inForkedChild { return }
     let box = Unmanaged<ClientBox>.fromOpaque(UnsafeRawPointer(c)).takeRetainedValue()

@@ -71,11 +71,13 @@ func retained<T: AnyObject>(_ obj: T) -> OpaquePointer {
 /// error set: a free has no code to return).
 func release<T: CHandle>(_ p: OpaquePointer?, as type: T.Type) {
     guard let p else { return }
-    guard object(p, as: type) != nil else {
-        setLastError("not an \(T.cName): apixo_\(T.cName.dropFirst(6))_free did nothing")
-        return
-    }
+    guard object(p, as: type) != nil else { return refuseFree(type) }
     Unmanaged<T>.fromOpaque(UnsafeRawPointer(p)).release()
+}
+
+/// What a _free function given a handle of another type says (it has no code to return).
+func refuseFree<T: CHandle>(_: T.Type) {
+    setLastError("not an \(T.cName): \(T.cName)_free did nothing")
 }
 
 /// A malloc'd copy, freed by the caller with apixo_free.
